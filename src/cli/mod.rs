@@ -1,0 +1,61 @@
+//! The command line, defined once: the same definitions feed parsing,
+//! `--help` and the man page (`man/diskforge.1`).
+
+mod create;
+
+pub use create::CreateArgs;
+
+use clap::{Parser, Subcommand};
+
+/// The whole command line.
+#[derive(Debug, Parser)]
+#[command(
+    name = "diskforge",
+    version,
+    about = "Create and inspect virtual disk images (a qemu-img work-alike) and register them with image registries",
+    long_about = "diskforge creates and inspects virtual disk images (qcow2, qcow, vmdk, vdi, vpc/vhd, raw) \
+exactly as qemu-img 10 does, and registers images with OpenStack Glance or Huawei Cloud IMS.\n\n\
+Exit status: 0 success, 1 the operation failed, 2 usage error.",
+    propagate_version = true,
+    arg_required_else_help = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a new disk image (qemu-img create)
+    Create(CreateArgs),
+}
+
+/// The program name as invoked (basename of argv[0]), used as the prefix
+/// of every error line: `diskforge`, or `qemu-img` through a symlink.
+pub fn program_name() -> String {
+    std::env::args_os()
+        .next()
+        .and_then(|a| {
+            std::path::Path::new(&a)
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+        })
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| "diskforge".to_string())
+}
+
+/// Turns a clap error into one line (without clap's `error: ` prefix and
+/// usage block).
+pub fn clap_error_line(err: &clap::Error) -> String {
+    if err.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+        return "missing subcommand (create, info or register); try '--help'".to_string();
+    }
+    let rendered = err.render().to_string();
+    let first = rendered
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("invalid command line");
+    let first = first.strip_prefix("error: ").unwrap_or(first);
+    format!("{first}; try '--help'")
+}

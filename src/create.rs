@@ -1,0 +1,369 @@
+//! `create`: the format-neutral part of `qemu-img create` — option and
+//! size handling, the backing file, the `Formatting` line, and cleaning
+//! up after a failure — before handing over to the format's writer.
+
+use crate::cli::CreateArgs;
+use crate::error::{Error, Result};
+use crate::format::{self, Format};
+use crate::options::{Options, check_option_list, is_help_request};
+use crate::size::parse_image_size;
+use std::cell::RefCell;
+use std::fs::{File, OpenOptions};
+use std::path::{Path, PathBuf};
+
+/// Options whose values diskforge refuses: it does not write encrypted
+/// images.
+const ENCRYPTION_OPTIONS: &[&str] = &[
+    "encryption",
+    "encrypt.format",
+    "encrypt.key-secret",
+    "encrypt.cipher-alg",
+    "encrypt.cipher-mode",
+    "encrypt.ivgen-alg",
+    "encrypt.ivgen-hash-alg",
+    "encrypt.hash-alg",
+    "encrypt.iter-time",
+];
+
+/// A preallocation mode (`-o preallocation=`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Prealloc {
+    Off,
+    Metadata,
+    Falloc,
+    Full,
+}
+
+impl Prealloc {
+    fn from_name(name: &str) -> Option<Prealloc> {
+        Some(match name {
+            "off" => Prealloc::Off,
+            "metadata" => Prealloc::Metadata,
+            "falloc" => Prealloc::Falloc,
+            "full" => Prealloc::Full,
+            _ => return None,
+        })
+    }
+}
+
+/// Everything a format's writer needs to create one image.
+pub struct CreateContext<'a> {
+    /// The image file name as the user gave it (used in messages).
+    pub filename: &'a str,
+    /// The virtual size in bytes, as given (formats round it).
+    pub size: u64,
+    /// The parsed `-o` options (with `-b`/`-F` folded in).
+    pub options: &'a Options,
+    /// `-q`: no output, no progress bar.
+    pub quiet: bool,
+    /// `--reproducible`: no random or clock-derived fields.
+    pub reproducible: bool,
+    created: RefCell<Vec<PathBuf>>,
+}
+
+impl<'a> CreateContext<'a> {
+    /// A context for creating `filename`.
+    pub fn new(
+        filename: &'a str,
+        size: u64,
+        options: &'a Options,
+        quiet: bool,
+        reproducible: bool,
+    ) -> Self {
+        CreateContext {
+            filename,
+            size,
+            options,
+            quiet,
+            reproducible,
+            created: RefCell::new(Vec::new()),
+        }
+    }
+
+    /// The image's path.
+    pub fn path(&self) -> &Path {
+        Path::new(self.filename)
+    }
+
+    /// A usage error about this image (exit 2).
+    pub fn usage(&self, message: impl std::fmt::Display) -> Error {
+        Error::usage_for(self.filename, message)
+    }
+
+    /// A failure about this image (exit 1).
+    pub fn failed(&self, message: impl std::fmt::Display) -> Error {
+        Error::failed_for(self.filename, message)
+    }
+
+    /// Creates (or truncates) a file that belongs to the new image and
+    /// remembers it, so that a failure removes it again.
+    pub fn create_file(&self, path: &Path) -> Result<File> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(path)
+            .map_err(|e| {
+                Error::io(
+                    format!("{}: Could not create '{}'", self.filename, path.display()),
+                    e,
+                )
+            })?;
+        self.created.borrow_mut().push(path.to_path_buf());
+        Ok(file)
+    }
+
+    /// Removes every file this creation made (after a failure).
+    fn remove_created(&self) {
+        for p in self.created.borrow().iter() {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+
+    /// The backing file name, if any (`-b` or `backing_file=`).
+    pub fn backing_file(&self) -> Option<&str> {
+        self.options.get_str("backing_file")
+    }
+
+    /// The backing format, if any (`-F` or `backing_fmt=`).
+    pub fn backing_fmt(&self) -> Option<&str> {
+        self.options.get_str("backing_fmt")
+    }
+
+    /// The `preallocation` option, checked against the modes `allowed`.
+    /// qemu's messages: an unknown word "does not accept value", a known
+    /// mode the format lacks is an "Unsupported preallocation mode".
+    pub fn preallocation(&self, allowed: &[Prealloc]) -> Result<Prealloc> {
+        let Some(text) = self.options.get_str("preallocation") else {
+            return Ok(Prealloc::Off);
+        };
+        match Prealloc::from_name(text) {
+            None => Err(self.usage(format!(
+                "Parameter 'preallocation' does not accept value '{text}'"
+            ))),
+            Some(p) if !allowed.contains(&p) => {
+                Err(self.usage(format!("Unsupported preallocation mode: {text}")))
+            }
+            Some(p) => Ok(p),
+        }
+    }
+
+    /// A bool option with its default.
+    pub fn flag(&self, name: &str, default: bool) -> bool {
+        self.options.get_bool(name).unwrap_or(default)
+    }
+}
+
+/// Resolves a backing file name relative to the new image's directory,
+/// as qemu does.
+pub fn resolve_backing_path(image: &str, backing: &str) -> PathBuf {
+    let b = Path::new(backing);
+    if b.is_absolute() {
+        return b.to_path_buf();
+    }
+    match Path::new(image).parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.join(b),
+        _ => b.to_path_buf(),
+    }
+}
+
+/// Runs `diskforge create`.
+pub fn run(args: &CreateArgs) -> Result<()> {
+    let filename = args.filename.as_deref();
+    let format = Format::from_name(&args.format).ok_or_else(|| {
+        Error::Usage(format!(
+            "{}Unknown file format '{}'",
+            filename.map(|f| format!("{f}: ")).unwrap_or_default(),
+            args.format
+        ))
+    })?;
+    for arg in &args.options {
+        check_option_list(arg).map_err(|e| Error::Usage(e.to_string()))?;
+    }
+    if is_help_request(&args.options) {
+        let opts = Options::new(format.create_options(), filename.is_some());
+        let text = match filename {
+            Some(_) => opts.help_text("Supported options:", false),
+            None => opts.help_text(&format!("Supported {} options:", format.name()), true),
+        };
+        print!("{text}");
+        return Ok(());
+    }
+    let filename = filename.ok_or_else(|| Error::Usage("Expecting image file name".to_string()))?;
+    if let Some(extra) = args.object.first() {
+        return Err(Error::Usage(format!(
+            "--object '{extra}' is not supported: diskforge creates no encrypted images and needs no objects"
+        )));
+    }
+    let positional_size = match &args.size {
+        Some(text) => Some(parse_image_size(text).map_err(Error::Usage)?),
+        None => None,
+    };
+
+    let mut opts = Options::new(format.create_options(), true);
+    opts.parse(&args.options)
+        .map_err(|e| Error::usage_for(filename, e))?;
+    if let Some(name) = opts.given_names().find(|n| ENCRYPTION_OPTIONS.contains(n)) {
+        return Err(Error::usage_for(
+            filename,
+            format!("option '{name}' is not supported: diskforge does not create encrypted images"),
+        ));
+    }
+    if let Some(size) = positional_size {
+        if opts.is_set("size") {
+            return Err(Error::usage_for(
+                filename,
+                "The image size must be specified only once",
+            ));
+        }
+        opts.set_number("size", size)
+            .map_err(|e| Error::usage_for(filename, e))?;
+    }
+    if let Some(b) = &args.backing {
+        opts.set("backing_file", b).map_err(|_| {
+            Error::usage_for(
+                filename,
+                format!(
+                    "Backing file not supported for file format '{}'",
+                    format.name()
+                ),
+            )
+        })?;
+    }
+    if let Some(f) = &args.backing_format {
+        opts.set("backing_fmt", f).map_err(|_| {
+            Error::usage_for(
+                filename,
+                format!(
+                    "Backing file not supported for file format '{}'",
+                    format.name()
+                ),
+            )
+        })?;
+    }
+
+    check_backing(filename, format, &mut opts, args.unsafe_backing)?;
+
+    let size = opts
+        .get_number("size")
+        .ok_or_else(|| Error::usage_for(filename, "Image creation needs a size parameter"))?;
+    if size > crate::size::MAX_IMAGE_SIZE {
+        return Err(Error::usage_for(
+            filename,
+            format!("Value '{size}' is out of range for parameter 'size'"),
+        ));
+    }
+
+    if !args.quiet {
+        println!(
+            "Formatting '{}', fmt={} {}",
+            filename,
+            format.name(),
+            opts.formatting_text()
+        );
+    }
+
+    let ctx = CreateContext::new(filename, size, &opts, args.quiet, args.reproducible);
+    match format.create(&ctx) {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            ctx.remove_created();
+            if e.is_no_space() {
+                Err(Error::Failed(format!(
+                    "{e} (the partial image was removed)"
+                )))
+            } else {
+                Err(e)
+            }
+        }
+    }
+}
+
+/// qemu-img's backing file rules: the format must support one, a backing
+/// format is required, and unless `-u` the backing image must open (its
+/// size becomes the default size).
+fn check_backing(
+    filename: &str,
+    format: Format,
+    opts: &mut Options,
+    unsafe_backing: bool,
+) -> Result<()> {
+    let backing = opts.get_str("backing_file").map(str::to_string);
+    let backing_fmt = opts.get_str("backing_fmt").map(str::to_string);
+    let Some(backing) = backing else {
+        if backing_fmt.is_some() {
+            return Err(Error::usage_for(
+                filename,
+                "Backing format cannot be used without backing file",
+            ));
+        }
+        return Ok(());
+    };
+    if !format.supports_backing() {
+        return Err(Error::usage_for(
+            filename,
+            format!(
+                "Backing file not supported for file format '{}'",
+                format.name()
+            ),
+        ));
+    }
+    let path = resolve_backing_path(filename, &backing);
+    if unsafe_backing {
+        if backing_fmt.is_none() {
+            return Err(Error::usage_for(
+                filename,
+                "Backing file specified without backing format",
+            ));
+        }
+        return Ok(());
+    }
+    let detected = format::probe(&path).map_err(|e| {
+        Error::failed_for(
+            filename,
+            format!(
+                "Could not open backing image '{backing}': {}",
+                strip_path_prefix(&e, &path)
+            ),
+        )
+    })?;
+    let Some(fmt_name) = backing_fmt else {
+        return Err(Error::usage_for(
+            filename,
+            format!(
+                "Backing file specified without backing format (detected format of {}; add -F {})",
+                detected.name(),
+                detected.name()
+            ),
+        ));
+    };
+    let backing_format = Format::from_name(&fmt_name).ok_or_else(|| {
+        Error::usage_for(
+            filename,
+            format!("Unknown backing file format '{fmt_name}'"),
+        )
+    })?;
+    if !opts.is_set("size") {
+        let size = format::virtual_size(&path, backing_format).map_err(|e| {
+            Error::failed_for(
+                filename,
+                format!("Could not open backing image '{backing}': {e}"),
+            )
+        })?;
+        opts.set_number("size", size)
+            .map_err(|e| Error::usage_for(filename, e))?;
+    }
+    Ok(())
+}
+
+fn strip_path_prefix(e: &Error, path: &Path) -> String {
+    match e {
+        Error::Io { source, .. } => crate::error::describe_io(source),
+        other => {
+            let s = other.to_string();
+            let prefix = format!("{}: ", path.display());
+            s.strip_prefix(&prefix).map(str::to_string).unwrap_or(s)
+        }
+    }
+}

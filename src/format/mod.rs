@@ -1,0 +1,162 @@
+//! The image formats: one module per format, and the format-neutral
+//! pieces that pick between them (names, option lists, detection).
+
+pub mod qcow;
+pub mod qcow2;
+pub mod raw;
+pub mod vdi;
+pub mod vmdk;
+pub mod vpc;
+
+use crate::create::CreateContext;
+use crate::error::{Error, Result};
+use crate::options::OptDesc;
+use std::fs::File;
+use std::io::Read;
+use std::path::Path;
+
+/// An image format diskforge can create.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Raw,
+    Qcow2,
+    Qcow,
+    Vmdk,
+    Vdi,
+    Vpc,
+}
+
+impl Format {
+    /// Every format, in the order `--help` lists them.
+    pub const ALL: [Format; 6] = [
+        Format::Raw,
+        Format::Qcow2,
+        Format::Qcow,
+        Format::Vmdk,
+        Format::Vdi,
+        Format::Vpc,
+    ];
+
+    /// The format named on the command line (`vhd` is an alias of `vpc`).
+    pub fn from_name(name: &str) -> Option<Format> {
+        Some(match name {
+            "raw" => Format::Raw,
+            "qcow2" => Format::Qcow2,
+            "qcow" => Format::Qcow,
+            "vmdk" => Format::Vmdk,
+            "vdi" => Format::Vdi,
+            "vpc" | "vhd" => Format::Vpc,
+            _ => return None,
+        })
+    }
+
+    /// qemu's name for the format.
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Raw => "raw",
+            Format::Qcow2 => "qcow2",
+            Format::Qcow => "qcow",
+            Format::Vmdk => "vmdk",
+            Format::Vdi => "vdi",
+            Format::Vpc => "vpc",
+        }
+    }
+
+    /// The format's own creation options, in qemu's print order.
+    pub fn create_options(self) -> &'static [OptDesc] {
+        match self {
+            Format::Raw => raw::CREATE_OPTIONS,
+            Format::Qcow2 => qcow2::CREATE_OPTIONS,
+            Format::Qcow => qcow::CREATE_OPTIONS,
+            Format::Vmdk => vmdk::CREATE_OPTIONS,
+            Format::Vdi => vdi::CREATE_OPTIONS,
+            Format::Vpc => vpc::CREATE_OPTIONS,
+        }
+    }
+
+    /// True when the format can have a backing file.
+    pub fn supports_backing(self) -> bool {
+        matches!(self, Format::Qcow2 | Format::Qcow | Format::Vmdk)
+    }
+
+    /// Writes a new image as described by `ctx`.
+    pub fn create(self, ctx: &CreateContext) -> Result<()> {
+        match self {
+            Format::Raw => raw::create(ctx),
+            Format::Qcow2 => qcow2::create(ctx),
+            Format::Qcow => qcow::create(ctx),
+            Format::Vmdk => vmdk::create(ctx),
+            Format::Vdi => vdi::create(ctx),
+            Format::Vpc => vpc::create(ctx),
+        }
+    }
+}
+
+/// How many bytes of a file detection looks at.
+const PROBE_BYTES: usize = 2048;
+
+/// Detects an image's format from its first bytes, as qemu probes:
+/// anything unrecognised is raw.
+pub fn probe(path: &Path) -> Result<Format> {
+    let mut file = File::open(path).map_err(Error::io_at(path, "Could not open"))?;
+    let mut buf = vec![0u8; PROBE_BYTES];
+    let mut len = 0;
+    while len < buf.len() {
+        let n = file
+            .read(&mut buf[len..])
+            .map_err(Error::io_at(path, "Could not read"))?;
+        if n == 0 {
+            break;
+        }
+        len += n;
+    }
+    Ok(probe_bytes(&buf[..len]))
+}
+
+/// Detection on bytes already read (the start of the file).
+pub fn probe_bytes(head: &[u8]) -> Format {
+    if qcow2::header::is_qcow2(head) {
+        Format::Qcow2
+    } else if qcow::is_qcow(head) {
+        Format::Qcow
+    } else if vmdk::is_vmdk(head) {
+        Format::Vmdk
+    } else if vdi::is_vdi(head) {
+        Format::Vdi
+    } else if vpc::is_vpc(head) {
+        Format::Vpc
+    } else {
+        Format::Raw
+    }
+}
+
+/// The virtual size of the image at `path` read as `format`.
+pub fn virtual_size(path: &Path, format: Format) -> Result<u64> {
+    match format {
+        Format::Raw => raw::virtual_size(path),
+        Format::Qcow2 => qcow2::virtual_size(path),
+        Format::Qcow => qcow::virtual_size(path),
+        Format::Vmdk => vmdk::virtual_size(path),
+        Format::Vdi => vdi::virtual_size(path),
+        Format::Vpc => vpc::virtual_size(path),
+    }
+}
+
+fn read_at<const N: usize>(path: &Path, offset: u64) -> Result<[u8; N]> {
+    use std::os::unix::fs::FileExt;
+    let file = File::open(path).map_err(Error::io_at(path, "Could not open"))?;
+    let mut buf = [0u8; N];
+    file.read_exact_at(&mut buf, offset)
+        .map_err(Error::io_at(path, "Could not read header"))?;
+    Ok(buf)
+}
+
+/// A big-endian u64 read from `path` at `offset`.
+pub(crate) fn read_be_u64_at(path: &Path, offset: u64) -> Result<u64> {
+    Ok(u64::from_be_bytes(read_at::<8>(path, offset)?))
+}
+
+/// A little-endian u64 read from `path` at `offset`.
+pub(crate) fn read_le_u64_at(path: &Path, offset: u64) -> Result<u64> {
+    Ok(u64::from_le_bytes(read_at::<8>(path, offset)?))
+}

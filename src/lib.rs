@@ -1,0 +1,24 @@
+//! diskforge: create and inspect virtual disk images exactly as qemu-img
+//! does, and register them with image registries.
+//!
+//! Layout: [`format`] holds one module per image format (on-disk
+//! structures, writer, reader); [`size`], [`options`], [`create`] and
+//! [`progress`] are the format-neutral layer above them; [`cli`] is the
+//! command line.
+
+pub mod cli;
+pub mod create;
+pub mod error;
+pub mod format;
+pub mod options;
+pub mod progress;
+pub mod size;
+
+pub use error::{Error, Result};
+
+/// Runs one parsed command line.
+pub fn run(cli: cli::Cli) -> Result<()> {
+    match cli.command {
+        cli::Command::Create(args) => create::run(&args),
+    }
+}
