@@ -10,6 +10,7 @@ pub mod cli;
 pub mod create;
 pub mod error;
 pub mod format;
+pub mod info;
 pub mod options;
 pub mod progress;
 pub mod size;
