@@ -13,6 +13,7 @@ pub mod format;
 pub mod info;
 pub mod options;
 pub mod progress;
+pub mod reproducible;
 pub mod size;
 
 pub use error::{Error, Result};
