@@ -40,7 +40,7 @@ pub struct CreateArgs {
     #[arg(short = 'u', long = "backing-unsafe")]
     pub unsafe_backing: bool,
 
-    /// QEMU object definition (accepted for compatibility; diskforge has no objects)
+    /// QEMU object definition: refused (diskforge writes no encrypted images, so it needs no secret objects)
     #[arg(long = "object", value_name = "OBJDEF")]
     pub object: Vec<String>,
 

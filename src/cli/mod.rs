@@ -27,7 +27,6 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Create a new disk image (qemu-img create)
     Create(CreateArgs),
 }
 

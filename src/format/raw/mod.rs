@@ -48,7 +48,14 @@ pub fn extend_file(
         }
     };
     match prealloc {
-        Prealloc::Off | Prealloc::Metadata => file.set_len(to).map_err(too_large),
+        Prealloc::Off | Prealloc::Metadata => {
+            file.set_len(to).map_err(too_large)?;
+            if from == 0 && to > 0 {
+                allocate_first_block(file, to)
+                    .map_err(|e| Error::io(format!("{}: Could not write", path.display()), e))?;
+            }
+            Ok(())
+        }
         Prealloc::Falloc => {
             file.set_len(to).map_err(too_large)?;
             fallocate(file, from, to - from).map_err(|e| {
@@ -60,6 +67,21 @@ pub fn extend_file(
             write_zeros(ctx, file, path, from, to - from)
         }
     }
+}
+
+/// qemu's file driver writes zeros over the first block of a new sparse
+/// file ("optimize future alignment probing"): 512 bytes when the file is
+/// smaller than 4 KiB, else 4 KiB. Doing the same keeps the allocation
+/// (st_blocks) of diskforge's files equal to qemu-img's.
+fn allocate_first_block(file: &File, size: u64) -> std::io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    const MAX_BLOCKSIZE: u64 = 4096;
+    let n = if size < MAX_BLOCKSIZE {
+        SECTOR_SIZE
+    } else {
+        MAX_BLOCKSIZE
+    };
+    file.write_all_at(&vec![0u8; n as usize], 0)
 }
 
 /// `posix_fallocate` over a byte range.
