@@ -58,9 +58,10 @@ pub const VDI_BLOCK_SIZE: u32 = 1 << 20;
 /// Block map entry of a block never allocated ("semantically arbitrary
 /// content"; read as zeros).
 pub const VDI_UNALLOCATED: u32 = 0xffff_ffff;
-/// The block map is indexed by 32-bit entries, so at most 0xffffffff / 4
-/// blocks: qemu's `VDI_BLOCKS_IN_IMAGE_MAX`.
-pub const VDI_BLOCKS_IN_IMAGE_MAX: u32 = 0x3fff_ffff;
+/// qemu's `VDI_BLOCKS_IN_IMAGE_MAX`: qemu reads and writes the block map
+/// in one operation, so the map, rounded up to a sector, must stay within
+/// `INT_MAX` bytes: (2^31 - 512) / 4 = 0x1fffff80 blocks.
+pub const VDI_BLOCKS_IN_IMAGE_MAX: u32 = ((1u32 << 31) - VDI_SECTOR_SIZE) / 4;
 /// The largest disk qemu creates or opens: max blocks × 1 MiB.
 pub const VDI_DISK_SIZE_MAX: u64 = VDI_BLOCKS_IN_IMAGE_MAX as u64 * VDI_BLOCK_SIZE as u64;
 
