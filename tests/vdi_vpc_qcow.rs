@@ -432,8 +432,30 @@ fn qcow_matches_qemu_img_with_and_without_backing_file() {
         }
     }
     // Size from the backing file; -b/-F; -u with a missing, long name.
-    let cases: [(&[&str], Option<&str>); 3] = [
+    // The backing image's size is read by this module's readers too.
+    qemu_img(d, &["create", "-q", "-f", "vdi", "base.vdi", "123456789"]).ok();
+    qemu_img(
+        d,
+        &[
+            "create",
+            "-q",
+            "-f",
+            "vpc",
+            "-o",
+            "subformat=fixed",
+            "fixed.vhd",
+            "100M",
+        ],
+    )
+    .ok();
+    qemu_img(d, &["create", "-q", "-f", "vpc", "dyn.vhd", "1G"]).ok();
+    qemu_img(d, &["create", "-q", "-f", "qcow", "base.qcow", "77M"]).ok();
+    let cases: [(&[&str], Option<&str>); 7] = [
         (&["-b", "base.qcow2", "-F", "qcow2"], None),
+        (&["-b", "base.vdi", "-F", "vdi"], None),
+        (&["-b", "fixed.vhd", "-F", "vpc"], None),
+        (&["-b", "dyn.vhd", "-F", "vpc"], None),
+        (&["-b", "base.qcow", "-F", "qcow"], None),
         (&["-b", "base.raw", "-F", "raw"], Some("7M")),
         (
             &[
