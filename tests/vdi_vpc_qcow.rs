@@ -300,6 +300,7 @@ fn vpc_matches_qemu_img_for_every_option_and_size() {
             "force_size=on",
             "subformat=fixed,force_size=on",
             "subformat=dynamic,force_size=off,preallocation=full",
+            "subformat=fixed,preallocation=falloc",
         ] {
             let what = format!("vpc -o '{opts}' {size}");
             let (q, df) = create_both(d, "vpc", opts, size);
