@@ -86,10 +86,15 @@ pub fn create(ctx: &CreateContext) -> Result<()> {
     if is_static {
         let end = u64::from(hdr.offset_data) + u64::from(blocks) * u64::from(VDI_BLOCK_SIZE);
         file.set_len(end).map_err(|e| {
-            ctx.failed(format!(
-                "Failed to statically allocate file: {}",
-                crate::error::describe_io(&e)
-            ))
+            // Beyond what the file system allows: qemu-img's message.
+            if e.raw_os_error() == Some(libc::EFBIG) || e.raw_os_error() == Some(libc::EINVAL) {
+                ctx.failed("The image size is too large for file format 'vdi'")
+            } else {
+                ctx.failed(format!(
+                    "Failed to statically allocate file: {}",
+                    crate::error::describe_io(&e)
+                ))
+            }
         })?;
     }
     Ok(())

@@ -170,8 +170,9 @@ pub fn create(ctx: &CreateContext) -> Result<()> {
         }
         Subformat::Fixed => {
             file.set_len(size + FOOTER_BYTES as u64).map_err(|e| {
-                if e.raw_os_error() == Some(libc::EFBIG) {
-                    too_large()
+                if e.raw_os_error() == Some(libc::EFBIG) || e.raw_os_error() == Some(libc::EINVAL) {
+                    // Beyond what the file system allows: qemu-img's message.
+                    ctx.failed("The image size is too large for file format 'vpc'")
                 } else {
                     Error::io(format!("{}: Could not resize file", path.display()), e)
                 }
