@@ -1147,3 +1147,147 @@ fn hostile_qcow_headers_are_refused() {
     std::fs::write(d.join("far.qcow"), &b).unwrap();
     assert!(format::qcow::inspect(&d.join("far.qcow")).is_ok());
 }
+
+// ------------------------------------------- hostile input, bounded memory
+
+/// Address space the readers get for hostile files: a reader that sized
+/// an allocation by a header field (qemu allocates up to 2 GiB for a vdi
+/// block map or a VHD block table) would abort under this limit.
+const ADDRESS_SPACE_LIMIT: u64 = 256 << 20;
+
+/// The child half of [`hostile_files_are_read_within_256_mib`]: reads every
+/// file of `$DISKFORGE_HOSTILE_DIR` with the reader its extension names.
+/// Without the variable (a normal test run) it does nothing.
+#[test]
+fn hostile_child_reads_files() {
+    let Ok(dir) = std::env::var("DISKFORGE_HOSTILE_DIR") else {
+        return;
+    };
+    let mut n = 0;
+    let mut entries: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    entries.sort();
+    for p in entries {
+        let r = match p.extension().and_then(|e| e.to_str()) {
+            Some("vdi") => format::vdi::inspect(&p).map(|_| ()),
+            Some("vhd") => format::vpc::inspect(&p).map(|_| ()),
+            Some("qcow") => format::qcow::inspect(&p).map(|_| ()),
+            _ => continue,
+        };
+        println!(
+            "{}: {}",
+            p.display(),
+            r.err().map(|e| e.to_string()).unwrap_or("ok".into())
+        );
+        n += 1;
+    }
+    println!("survived {n}");
+}
+
+#[test]
+fn hostile_files_are_read_within_256_mib() {
+    use std::os::unix::process::CommandExt;
+    let dir = tempdir();
+    let d = dir.path();
+    qemu_img(d, &["create", "-q", "-f", "vdi", "v.vdi", "10M"]).ok();
+    qemu_img(d, &["create", "-q", "-f", "vpc", "v.vhd", "10M"]).ok();
+    qemu_img(d, &["create", "-q", "-f", "qcow", "v.qcow", "10M"]).ok();
+    let edit = |src: &str, dst: &str, f: &dyn Fn(&mut Vec<u8>), len: Option<u64>| {
+        let mut b = read(&d.join(src));
+        f(&mut b);
+        std::fs::write(d.join(dst), &b).unwrap();
+        if let Some(l) = len {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(d.join(dst))
+                .unwrap()
+                .set_len(l)
+                .unwrap();
+        }
+    };
+    // vdi: the largest block map qemu accepts (2 GiB), and beyond.
+    edit(
+        "v.vdi",
+        "a-max-blocks.vdi",
+        &|b| put_le32(b, 0x180, 0x1fff_ff80),
+        None,
+    );
+    edit(
+        "v.vdi",
+        "b-all-blocks.vdi",
+        &|b| put_le32(b, 0x180, u32::MAX),
+        None,
+    );
+    // vhd: a 320 MiB block table inside a (sparse) file that holds it
+    // (more would only make the debug-build scan slower), and tables
+    // beyond the file, up to 2 GiB.
+    edit(
+        "v.vhd",
+        "c-huge-table.vhd",
+        &|b| put_be32(b, 512 + 28, 0x0500_0000),
+        Some(0x1400_1000),
+    );
+    edit(
+        "v.vhd",
+        "d-huge-table-short.vhd",
+        &|b| put_be32(b, 512 + 28, 0x1fff_ffff),
+        None,
+    );
+    edit(
+        "v.vhd",
+        "e-max-table.vhd",
+        &|b| put_be32(b, 512 + 28, u32::MAX),
+        None,
+    );
+    // qcow: the largest L1 table, a long backing name.
+    edit(
+        "v.qcow",
+        "f-huge-l1.qcow",
+        &|b| {
+            b[32] = 9;
+            b[33] = 6;
+            put_be64(b, 24, (i32::MAX as u64 / 8) << 15);
+        },
+        None,
+    );
+    edit(
+        "v.qcow",
+        "g-long-name.qcow",
+        &|b| {
+            put_be64(b, 8, 48);
+            put_be32(b, 16, 1023);
+        },
+        None,
+    );
+    // SAFETY: the pre_exec closure only calls setrlimit, which is
+    // async-signal-safe, between fork and exec.
+    let out = unsafe {
+        std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "hostile_child_reads_files",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env("DISKFORGE_HOSTILE_DIR", d)
+            .pre_exec(|| {
+                let lim = libc::rlimit {
+                    rlim_cur: ADDRESS_SPACE_LIMIT,
+                    rlim_max: ADDRESS_SPACE_LIMIT,
+                };
+                if libc::setrlimit(libc::RLIMIT_AS, &lim) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            })
+            .output()
+            .unwrap()
+    };
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("survived 10"),
+        "{out:?}\n{stdout}"
+    );
+}
