@@ -152,6 +152,7 @@ fn read_at<const N: usize>(path: &Path, offset: u64) -> Result<[u8; N]> {
 }
 
 /// A big-endian u64 read from `path` at `offset`.
+#[allow(dead_code)] // kept for format readers that read one field
 pub(crate) fn read_be_u64_at(path: &Path, offset: u64) -> Result<u64> {
     Ok(u64::from_be_bytes(read_at::<8>(path, offset)?))
 }

@@ -1,12 +1,27 @@
 //! qcow (version 1): qemu's original copy-on-write format.
+//!
+//! A new image as qemu-img writes it: the 48-byte header, the backing
+//! file name (if any) right after it, then, from the next multiple of 8,
+//! the L1 table written as whole 512-byte sectors of zeros. Nothing else:
+//! L2 tables and clusters are appended when data is written.
 
-use crate::create::CreateContext;
-use crate::error::Result;
+pub mod header;
+
+use crate::create::{CreateContext, Prealloc};
+use crate::error::{Error, Result};
+use crate::format::raw::{SECTOR_SIZE, round_to_sector, write_zeros};
+use crate::info::ImageInfo;
 use crate::options::{OptDesc, OptType, SIZE_OPTION};
+use header::{
+    CLUSTER_BITS, CLUSTER_BITS_RANGE, CLUSTER_BITS_WITH_BACKING, CRYPT_AES, CRYPT_NONE,
+    HEADER_BYTES, L1_ALIGNMENT, L2_BITS, L2_BITS_RANGE, L2_BITS_WITH_BACKING,
+    MAX_BACKING_FILE_SIZE, QCOW_VERSION, QcowHeader,
+};
+use std::fs::File;
+use std::os::unix::fs::FileExt;
 use std::path::Path;
 
-/// `QFI\xfb`, big-endian, at offset 0.
-pub const QCOW_MAGIC: u32 = 0x5146_49fb;
+pub use header::{QCOW_MAGIC, is_qcow};
 
 /// qcow's creation options, in qemu's print order.
 pub const CREATE_OPTIONS: &[OptDesc] = &[
@@ -30,16 +45,229 @@ pub const CREATE_OPTIONS: &[OptDesc] = &[
     ),
 ];
 
-/// True when `head` starts with a qcow version 1 header.
-pub fn is_qcow(head: &[u8]) -> bool {
-    head.len() >= 8 && head[0..4] == QCOW_MAGIC.to_be_bytes() && head[4..8] == 1u32.to_be_bytes()
-}
+/// qemu's special backing file name for its vvfat driver: no name is
+/// stored, but the image still gets the small clusters of an image with a
+/// backing file.
+const VVFAT_BACKING: &str = "fat:";
 
+/// Above this many bytes of L1 table, the table's zeros are left to a
+/// sparse file extension instead of being written (same bytes; qemu writes
+/// them all, sector by sector, which for exabyte images never ends).
+const L1_WRITE_LIMIT: u64 = 1 << 30;
+
+/// Creates a qcow image exactly as qemu-img does (qcow has no random or
+/// clock fields: byte-identical, `--reproducible` or not).
+///
+/// `preallocation` belongs to the file protocol below qcow: qemu-img
+/// accepts off, falloc and full and creates the file empty before qcow
+/// writes into it, so it changes nothing; `metadata` is refused. The
+/// backing format is checked (by the generic layer) but not stored: qcow
+/// has no field for it.
 pub fn create(ctx: &CreateContext) -> Result<()> {
-    Err(ctx.failed("creating qcow images is not implemented yet"))
+    ctx.preallocation(&[Prealloc::Off, Prealloc::Falloc, Prealloc::Full])?;
+    let size = round_to_sector(ctx.size);
+    if size == 0 {
+        return Err(ctx.usage("Image size is too small, cannot be zero length"));
+    }
+    let backing = ctx.backing_file();
+    let stored_backing = backing.filter(|b| *b != VVFAT_BACKING);
+    let (cluster_bits, l2_bits) = if backing.is_some() {
+        (CLUSTER_BITS_WITH_BACKING, L2_BITS_WITH_BACKING)
+    } else {
+        (CLUSTER_BITS, L2_BITS)
+    };
+    let name_len = stored_backing.map_or(0, str::len) as u64;
+    let mut hdr = QcowHeader {
+        magic: QCOW_MAGIC,
+        version: QCOW_VERSION,
+        size,
+        cluster_bits,
+        l2_bits,
+        crypt_method: CRYPT_NONE,
+        l1_table_offset: (HEADER_BYTES as u64 + name_len).next_multiple_of(L1_ALIGNMENT),
+        ..QcowHeader::default()
+    };
+    if stored_backing.is_some() {
+        hdr.backing_file_offset = HEADER_BYTES as u64;
+        hdr.backing_file_size =
+            u32::try_from(name_len).map_err(|_| ctx.usage("Backing file name too long"))?;
+    }
+    let l1_size = hdr
+        .l1_size()
+        .ok_or_else(|| ctx.usage("The image size is too large for file format 'qcow'"))?;
+    let l1_bytes = round_to_sector(l1_size * 8);
+
+    let path = ctx.path();
+    let file = ctx.create_file(path)?;
+    let mut head = hdr.to_bytes().to_vec();
+    if let Some(name) = stored_backing {
+        head.extend_from_slice(name.as_bytes());
+    }
+    file.write_all_at(&head, 0)
+        .map_err(|e| Error::io(format!("{}: Could not write", path.display()), e))?;
+    let l1_end = hdr.l1_table_offset + l1_bytes;
+    if l1_bytes <= L1_WRITE_LIMIT {
+        write_zeros(ctx, &file, path, hdr.l1_table_offset, l1_bytes)?;
+    }
+    // Covers the header padding when the L1 table is empty, and the large
+    // L1 tables left sparse.
+    file.set_len(l1_end.max(head.len() as u64))
+        .map_err(|e| Error::io(format!("{}: Could not resize file", path.display()), e))?;
+    Ok(())
 }
 
-/// The virtual size: the header's 64-bit `size` at offset 24.
+/// A one-line failure about `path`.
+fn bad(path: &Path, message: impl std::fmt::Display) -> Error {
+    Error::Failed(format!("{}: {message}", path.display()))
+}
+
+/// What the reader learnt from a qcow image.
+#[derive(Debug, Clone)]
+pub struct QcowImage {
+    pub header: QcowHeader,
+    /// The backing file name as stored (cut at a NUL, as qemu does).
+    pub backing_file: Option<String>,
+}
+
+/// Opens the qcow image at `path` as qemu's qcow driver does, with its
+/// checks and messages. Every header field is untrusted; the L1 table
+/// (which qemu loads) is not needed and not read.
+pub fn read_image(path: &Path) -> Result<QcowImage> {
+    let file = File::open(path).map_err(Error::io_at(path, "Could not open"))?;
+    let len = file
+        .metadata()
+        .map_err(Error::io_at(path, "Could not open"))?
+        .len();
+    if len < HEADER_BYTES as u64 {
+        return Err(bad(
+            path,
+            format!(
+                "Image not in qcow format (file is {len} bytes, too small for the {HEADER_BYTES}-byte header)"
+            ),
+        ));
+    }
+    let mut buf = [0u8; HEADER_BYTES];
+    file.read_exact_at(&mut buf, 0)
+        .map_err(Error::io_at(path, "Could not read the qcow header"))?;
+    let h = QcowHeader::parse(&buf);
+    if h.magic != QCOW_MAGIC {
+        return Err(bad(path, "Image not in qcow format (bad magic)"));
+    }
+    if h.version != QCOW_VERSION {
+        return Err(bad(
+            path,
+            format!(
+                "qcow (v{QCOW_VERSION}) does not support qcow version {}",
+                h.version
+            ),
+        ));
+    }
+    if h.size <= 1 {
+        return Err(bad(
+            path,
+            format!(
+                "Image size is too small (must be at least 2 bytes; header size is {})",
+                h.size
+            ),
+        ));
+    }
+    if !CLUSTER_BITS_RANGE.contains(&h.cluster_bits) {
+        return Err(bad(
+            path,
+            format!(
+                "Cluster size must be between 512 and 64k (header cluster_bits {})",
+                h.cluster_bits
+            ),
+        ));
+    }
+    if !L2_BITS_RANGE.contains(&h.l2_bits) {
+        return Err(bad(
+            path,
+            format!(
+                "L2 table size must be between 512 and 64k (header l2_bits {})",
+                h.l2_bits
+            ),
+        ));
+    }
+    if h.crypt_method != CRYPT_NONE && h.crypt_method != CRYPT_AES {
+        return Err(bad(
+            path,
+            format!(
+                "invalid encryption method in qcow header (crypt_method {})",
+                h.crypt_method
+            ),
+        ));
+    }
+    match h.l1_size() {
+        Some(n) if n <= (i32::MAX as u64) / 8 => {}
+        _ => {
+            return Err(bad(
+                path,
+                format!(
+                    "Image too large (header size {} needs more L1 entries than qemu supports)",
+                    h.size
+                ),
+            ));
+        }
+    }
+    let backing_file = if h.backing_file_offset != 0 {
+        if h.backing_file_size > MAX_BACKING_FILE_SIZE {
+            return Err(bad(
+                path,
+                format!(
+                    "Backing file name too long (header backing_file_size {})",
+                    h.backing_file_size
+                ),
+            ));
+        }
+        // Like qemu, bytes past the end of the file read as zeros.
+        let mut name = vec![0u8; h.backing_file_size as usize];
+        let available = len
+            .saturating_sub(h.backing_file_offset)
+            .min(name.len() as u64) as usize;
+        file.read_exact_at(&mut name[..available], h.backing_file_offset)
+            .map_err(Error::io_at(path, "Could not read the backing file name"))?;
+        let end = name.iter().position(|&b| b == 0).unwrap_or(name.len());
+        Some(String::from_utf8_lossy(&name[..end]).into_owned())
+    } else {
+        None
+    };
+    Ok(QcowImage {
+        header: h,
+        backing_file,
+    })
+}
+
+/// What `qemu-img info` reports about the qcow image at `path` (the
+/// format level: the info layer adds the file name, allocation and `file`
+/// child).
+pub fn inspect(path: &Path) -> Result<ImageInfo> {
+    let image = read_image(path)?;
+    let h = &image.header;
+    let image_name = path.display().to_string();
+    let full_backing = image
+        .backing_file
+        .as_deref()
+        .filter(|b| !b.is_empty())
+        .map(|b| {
+            crate::create::resolve_backing_path(&image_name, b)
+                .display()
+                .to_string()
+        });
+    Ok(ImageInfo {
+        filename: image_name,
+        format: "qcow".to_string(),
+        virtual_size: h.size / SECTOR_SIZE * SECTOR_SIZE,
+        cluster_size: Some(1u64 << h.cluster_bits),
+        encrypted: (h.crypt_method == CRYPT_AES).then_some(true),
+        dirty_flag: Some(false),
+        backing_filename: image.backing_file.clone().filter(|b| !b.is_empty()),
+        full_backing_filename: full_backing,
+        ..ImageInfo::default()
+    })
+}
+
+/// The virtual size of the qcow image at `path`.
 pub fn virtual_size(path: &Path) -> Result<u64> {
-    super::read_be_u64_at(path, 24)
+    Ok(inspect(path)?.virtual_size)
 }
