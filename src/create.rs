@@ -52,6 +52,8 @@ pub struct CreateContext<'a> {
     pub filename: &'a str,
     /// The virtual size in bytes, as given (formats round it).
     pub size: u64,
+    /// The format being created.
+    pub format: Format,
     /// The parsed `-o` options (with `-b`/`-F` folded in).
     pub options: &'a Options,
     /// `-q`: no output, no progress bar.
@@ -65,6 +67,7 @@ impl<'a> CreateContext<'a> {
     /// A context for creating `filename`.
     pub fn new(
         filename: &'a str,
+        format: Format,
         size: u64,
         options: &'a Options,
         quiet: bool,
@@ -72,6 +75,7 @@ impl<'a> CreateContext<'a> {
     ) -> Self {
         CreateContext {
             filename,
+            format,
             size,
             options,
             quiet,
@@ -132,16 +136,19 @@ impl<'a> CreateContext<'a> {
     }
 
     /// The `preallocation` option, checked against the modes `allowed`.
-    /// qemu's messages: an unknown word "does not accept value", a known
-    /// mode the format lacks is an "Unsupported preallocation mode".
+    /// qemu's messages: an unknown word is refused by qcow2's own option
+    /// parser ("does not accept value") or by the file protocol's
+    /// ("invalid parameter value"); a known mode the format lacks is an
+    /// "Unsupported preallocation mode".
     pub fn preallocation(&self, allowed: &[Prealloc]) -> Result<Prealloc> {
         let Some(text) = self.options.get_str("preallocation") else {
             return Ok(Prealloc::Off);
         };
         match Prealloc::from_name(text) {
-            None => Err(self.usage(format!(
+            None if self.format == Format::Qcow2 => Err(self.usage(format!(
                 "Parameter 'preallocation' does not accept value '{text}'"
             ))),
+            None => Err(self.usage(format!("invalid parameter value: {text}"))),
             Some(p) if !allowed.contains(&p) => {
                 Err(self.usage(format!("Unsupported preallocation mode: {text}")))
             }
@@ -264,7 +271,7 @@ pub fn run(args: &CreateArgs) -> Result<()> {
         );
     }
 
-    let ctx = CreateContext::new(filename, size, &opts, args.quiet, args.reproducible);
+    let ctx = CreateContext::new(filename, format, size, &opts, args.quiet, args.reproducible);
     match format.create(&ctx) {
         Ok(()) => Ok(()),
         Err(e) => {
