@@ -413,7 +413,11 @@ fn open_descriptor(path: &Path, name: &str, text: &[u8]) -> Result<(String, Vec<
             format!("{dir}{}", line.file)
         };
         let ext_path = Path::new(&ext_name);
-        let eo = open(ext_path)?;
+        let in_extent = |e: Error| match e {
+            Error::Failed(m) => failed(path, m),
+            other => other,
+        };
+        let eo = open(ext_path).map_err(in_extent)?;
         let sectors = line.sectors as u64;
         let extent = match line.kind.as_str() {
             "FLAT" | "VMFS" => Extent {
@@ -425,8 +429,8 @@ fn open_descriptor(path: &Path, name: &str, text: &[u8]) -> Result<(String, Vec<
                 is_image_file: false,
             },
             "SPARSE" | "VMFSSPARSE" => {
-                let head = read_head(&eo, ext_path, 0)?;
-                match open_sparse(&eo, ext_path, &ext_name, &head, false)? {
+                let head = read_head(&eo, ext_path, 0).map_err(in_extent)?;
+                match open_sparse(&eo, ext_path, &ext_name, &head, false).map_err(in_extent)? {
                     Sparse::Extent(mut e) => {
                         e.kind = Some(line.kind.clone());
                         e
