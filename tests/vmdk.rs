@@ -949,6 +949,12 @@ fn hostile_descriptors_are_refused() {
     let started = std::time::Instant::now();
     let _ = vmdk::inspect(&dir.join("spaces.vmdk"));
     assert!(started.elapsed().as_secs() < 5);
+    // a FIFO as an extent: refused, not waited on
+    let fifo = dir.join("fifo");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    mk("fifo.vmdk", &flat.replace("flat-f001.vmdk", "fifo"));
+    assert_refused(dir, "fifo.vmdk", "fifo");
     // a hostile extent behind a good descriptor
     let s2 = dir.join("good-s002.vmdk");
     patch(&s2, 44, &0u32.to_le_bytes());

@@ -116,19 +116,31 @@ struct Opened {
     len: u64,
 }
 
+/// Opens a file for reading without blocking (a FIFO named by a hostile
+/// descriptor must not hang the reader); directories and FIFOs/sockets
+/// are refused.
 fn open(path: &Path) -> Result<Opened> {
-    let file = File::open(path).map_err(|e| {
-        Error::Failed(format!(
-            "Could not open '{}': {}",
-            path.display(),
-            crate::error::describe_io(&e)
-        ))
-    })?;
+    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| {
+            Error::Failed(format!(
+                "Could not open '{}': {}",
+                path.display(),
+                crate::error::describe_io(&e)
+            ))
+        })?;
     let meta = file
         .metadata()
         .map_err(Error::io_at(path, "Could not access file"))?;
     if meta.is_dir() {
         return Err(failed(path, "Is a directory"));
+    }
+    let ft = meta.file_type();
+    if ft.is_fifo() || ft.is_socket() {
+        return Err(failed(path, "not a regular file or block device"));
     }
     Ok(Opened {
         file,
