@@ -293,6 +293,8 @@ fn options_and_errors_match_qemu() {
     let cases: &[&[&str]] = &[
         &["-f", "vmdk", "x.vmdk", "1G"],
         &["-f", "vmdk", "x.vmdk", "100"],
+        &["-f", "vmdk", "x.vmdk", "9223372036854775807"],
+        &["-f", "vmdk", "x.vmdk", "1P"],
         &["-f", "vmdk", "x.vmdk", "0"],
         &[
             "-f",
@@ -412,6 +414,13 @@ fn options_and_errors_match_qemu() {
         if create_both(root, args) {
             assert_same_dirs(&root.join("q"), &root.join("d"));
             let name = args[args.len() - 2];
+            if args.last() == Some(&"9223372036854775807") {
+                // neither qemu-img info nor the reader opens it
+                let d = root.join("d");
+                assert_ne!(qemu_img(&d, &["info", name]).code, 0);
+                assert!(vmdk::inspect(&d.join(name)).is_err());
+                continue;
+            }
             // qemu-img info aborts on a descriptor without extents
             if args.last() != Some(&"0") {
                 assert_eq!(

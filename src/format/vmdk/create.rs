@@ -331,7 +331,9 @@ impl Writer<'_, '_> {
             parent_file_name_hint: opts.backing_file.clone(),
             extents,
             hw_version: opts.hw_version.clone(),
-            cylinders: opts.size / (63 * heads as u64 * SECTOR_SIZE),
+            // qemu divides the size as a signed 64-bit number: a size
+            // rounded up to 2^63 gives a negative cylinder count there.
+            cylinders: (opts.size as i64) / (63 * heads as i64 * SECTOR_SIZE as i64),
             heads,
             adapter_type: opts.adapter_type.name(),
             tools_version: opts.tools_version.clone(),

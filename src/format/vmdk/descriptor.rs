@@ -44,7 +44,7 @@ pub struct Descriptor {
     pub parent_file_name_hint: Option<String>,
     pub extents: Vec<ExtentLine>,
     pub hw_version: String,
-    pub cylinders: u64,
+    pub cylinders: i64,
     pub heads: u32,
     pub adapter_type: &'static str,
     pub tools_version: String,

@@ -151,42 +151,53 @@ fn open(path: &Path) -> Result<Opened> {
 /// qemu's `vmdk_read_desc`: the start of a file (at most 1 MiB), which
 /// must be at least 4 bytes long.
 fn read_head(o: &Opened, path: &Path, offset: u64) -> Result<Vec<u8>> {
+    read_start(o, path, offset, MAX_DESCRIPTOR_READ)
+}
+
+/// The first sector of a file (enough for a sparse header), with the same
+/// size check as [`read_head`].
+fn read_sector0(o: &Opened, path: &Path) -> Result<Vec<u8>> {
+    read_start(o, path, 0, SECTOR_SIZE)
+}
+
+fn read_start(o: &Opened, path: &Path, offset: u64, max: u64) -> Result<Vec<u8>> {
     if o.len < 4 {
         return Err(failed(path, "File is too small, not a valid image"));
     }
-    read_zero_filled(
-        &o.file,
-        path,
-        offset,
-        o.len.min(MAX_DESCRIPTOR_READ) as usize,
-    )
+    read_zero_filled(&o.file, path, offset, o.len.min(max) as usize)
+}
+
+fn is_sparse_magic(head: &[u8]) -> bool {
+    head.starts_with(&MAGIC) || head.starts_with(&VMDK3_MAGIC)
 }
 
 /// Opens the vmdk image at `path` and reads its structure.
 pub fn inspect_image(path: &Path) -> Result<VmdkImage> {
     let o = open(path)?;
-    let head = read_head(&o, path, 0)?;
+    let mut head = read_sector0(&o, path)?;
     let name = path.to_string_lossy().into_owned();
-    let (create_type, extents, desc_offset) =
-        if head.starts_with(&MAGIC) || head.starts_with(&VMDK3_MAGIC) {
-            match open_sparse(&o, path, &name, &head, true)? {
-                Sparse::Extent(e) => {
-                    let ct = if e.compressed {
-                        "streamOptimized"
-                    } else {
-                        "monolithicSparse"
-                    };
-                    (ct.to_string(), vec![e], EMBEDDED_DESC_OFFSET)
-                }
-                Sparse::Descriptor(text) => {
-                    let (ct, extents) = open_descriptor(path, &name, c_str(&text))?;
-                    (ct, extents, EMBEDDED_DESC_OFFSET)
-                }
+    if !is_sparse_magic(&head) {
+        head = read_head(&o, path, 0)?;
+    }
+    let (create_type, extents, desc_offset) = if is_sparse_magic(&head) {
+        match open_sparse(&o, path, &name, &head, true)? {
+            Sparse::Extent(e) => {
+                let ct = if e.compressed {
+                    "streamOptimized"
+                } else {
+                    "monolithicSparse"
+                };
+                (ct.to_string(), vec![e], EMBEDDED_DESC_OFFSET)
             }
-        } else {
-            let (ct, extents) = open_descriptor(path, &name, c_str(&head))?;
-            (ct, extents, 0)
-        };
+            Sparse::Descriptor(text) => {
+                let (ct, extents) = open_descriptor(path, &name, c_str(&text))?;
+                (ct, extents, EMBEDDED_DESC_OFFSET)
+            }
+        }
+    } else {
+        let (ct, extents) = open_descriptor(path, &name, c_str(&head))?;
+        (ct, extents, 0)
+    };
     let total = extents
         .iter()
         .try_fold(0u64, |acc, e| acc.checked_add(e.sectors))
@@ -441,7 +452,7 @@ fn open_descriptor(path: &Path, name: &str, text: &[u8]) -> Result<(String, Vec<
                 is_image_file: false,
             },
             "SPARSE" | "VMFSSPARSE" => {
-                let head = read_head(&eo, ext_path, 0).map_err(in_extent)?;
+                let head = read_sector0(&eo, ext_path).map_err(in_extent)?;
                 match open_sparse(&eo, ext_path, &ext_name, &head, false).map_err(in_extent)? {
                     Sparse::Extent(mut e) => {
                         e.kind = Some(line.kind.clone());
