@@ -388,6 +388,22 @@ fn options_and_errors_match_qemu() {
         &[
             "-f",
             "vmdk",
+            "-o",
+            "subformat=twoGbMaxExtentSparse",
+            "a\\b.vmdk",
+            "3G",
+        ],
+        &[
+            "-f",
+            "vmdk",
+            "-o",
+            "subformat=monolithicFlat",
+            "a\\b.vmdk",
+            "3G",
+        ],
+        &[
+            "-f",
+            "vmdk",
             "-b",
             "nonexist.vmdk",
             "-F",

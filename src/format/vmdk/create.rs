@@ -317,7 +317,7 @@ impl Writer<'_, '_> {
                 extents.push(ExtentLine {
                     sectors: cur / SECTOR_SIZE,
                     kind,
-                    file: base_name(&name),
+                    file: base_name(&path.to_string_lossy()),
                 });
                 created += cur;
                 idx += 1;
