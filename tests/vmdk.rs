@@ -977,6 +977,32 @@ fn hostile_descriptors_are_refused() {
 }
 
 #[test]
+fn reader_reads_cowd_extents_as_qemu() {
+    // ESX's older sparse extent (COWD / vmfsSparse), handmade: qemu reads
+    // its header and the CID at sector 1
+    let t = tempdir();
+    let dir = t.path();
+    let mut b = vec![0u8; 8 * 512 + 16];
+    b[..4].copy_from_slice(b"COWD");
+    for (i, v) in [1u32, 3, 4096, 8, 8, 4].iter().enumerate() {
+        b[4 + 4 * i..8 + 4 * i].copy_from_slice(&v.to_le_bytes());
+    }
+    let d = b"CID=12345678\nparentCID=ffffffff\n";
+    b[512..512 + d.len()].copy_from_slice(d);
+    fs::write(dir.join("c.vmdk"), &b).unwrap();
+    assert_reader_matches(dir, "c.vmdk");
+    // and behind a vmfsSparse descriptor
+    let desc = "# Disk DescriptorFile\nversion=1\nCID=abcdef01\nparentCID=ffffffff\ncreateType=\"vmfsSparse\"\n\nRW 4096 VMFSSPARSE \"c.vmdk\"\n";
+    fs::write(dir.join("d.vmdk"), desc).unwrap();
+    assert_reader_matches(dir, "d.vmdk");
+    // VMFS and offset FLAT extents, a skipped read-only line, CRLF
+    fs::write(dir.join("raw.bin"), vec![0u8; 1 << 20]).unwrap();
+    let desc = "# Disk DescriptorFile\r\nversion=1\r\nCID=1\r\nparentCID=ffffffff\r\ncreateType=\"vmfs\"\r\nRW 1024 VMFS \"raw.bin\"\r\nRDONLY 8 FLAT \"raw.bin\" 0\r\nRW 512 FLAT \"raw.bin\" 1024\r\n";
+    fs::write(dir.join("v.vmdk"), desc).unwrap();
+    assert_reader_matches(dir, "v.vmdk");
+}
+
+#[test]
 fn reader_sizes_the_backing_image_for_create() {
     // `create -b` without a size takes the size from the vmdk reader,
     // for descriptor files too

@@ -182,7 +182,10 @@ pub fn inspect_image(path: &Path) -> Result<VmdkImage> {
     let (create_type, extents, desc_offset) = if is_sparse_magic(&head) {
         match open_sparse(&o, path, &name, &head, true)? {
             Sparse::Extent(e) => {
-                let ct = if e.compressed {
+                // qemu names no create type for a bare COWD extent
+                let ct = if head.starts_with(&VMDK3_MAGIC) {
+                    ""
+                } else if e.compressed {
                     "streamOptimized"
                 } else {
                     "monolithicSparse"
