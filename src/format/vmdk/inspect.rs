@@ -91,6 +91,20 @@ impl VmdkImage {
     }
 }
 
+/// Text from a file made safe for a one-line message: control characters
+/// escaped.
+fn printable(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
 fn failed(path: &Path, msg: impl std::fmt::Display) -> Error {
     Error::Failed(format!("{}: {msg}", path.display()))
 }
@@ -423,11 +437,14 @@ fn open_descriptor(path: &Path, name: &str, text: &[u8]) -> Result<(String, Vec<
         "twoGbMaxExtentFlat",
     ];
     if !SUPPORTED.contains(&ct.as_str()) {
-        return Err(failed(path, format!("Unsupported image type '{ct}'")));
+        return Err(failed(
+            path,
+            format!("Unsupported image type '{}'", printable(&ct)),
+        ));
     }
     let lines = parse_extent_lines(text).map_err(|e| match e {
         descriptor::ExtentLineError::Invalid(l) => {
-            failed(path, format!("Invalid extent line: {l}"))
+            failed(path, format!("Invalid extent line: {}", printable(&l)))
         }
     })?;
     let dir = dir_of(name);
@@ -469,7 +486,10 @@ fn open_descriptor(path: &Path, name: &str, text: &[u8]) -> Result<(String, Vec<
             other => {
                 return Err(failed(
                     ext_path,
-                    format!("Unsupported extent type '{other}' (diskforge does not read it)"),
+                    format!(
+                        "Unsupported extent type '{}' (diskforge does not read it)",
+                        printable(other)
+                    ),
                 ));
             }
         };
