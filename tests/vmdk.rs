@@ -782,10 +782,24 @@ fn assert_refused(dir: &Path, file: &str, want: &str) {
         "{file}: error does not name the file: {e}"
     );
     assert!(e.contains(want), "{file}: expected '{want}' in: {e}");
-    let r = diskforge(
+    // through the command line, under a 256 MiB address-space limit
+    let bin = diskforge_bin();
+    let r = run_in(
         dir,
+        Path::new("/bin/sh"),
         &[
-            "create", "-q", "-f", "vmdk", "-b", file, "-F", "vmdk", "top.vmdk",
+            "-c",
+            "ulimit -v 262144; exec \"$0\" \"$@\"",
+            bin.to_str().unwrap(),
+            "create",
+            "-q",
+            "-f",
+            "vmdk",
+            "-b",
+            file,
+            "-F",
+            "vmdk",
+            "top.vmdk",
         ],
     );
     assert_eq!(r.code, 1, "{file}: {r:?}");
