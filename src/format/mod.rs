@@ -141,23 +141,3 @@ pub fn virtual_size(path: &Path, format: Format) -> Result<u64> {
         Format::Vpc => vpc::virtual_size(path),
     }
 }
-
-fn read_at<const N: usize>(path: &Path, offset: u64) -> Result<[u8; N]> {
-    use std::os::unix::fs::FileExt;
-    let file = File::open(path).map_err(Error::io_at(path, "Could not open"))?;
-    let mut buf = [0u8; N];
-    file.read_exact_at(&mut buf, offset)
-        .map_err(Error::io_at(path, "Could not read header"))?;
-    Ok(buf)
-}
-
-/// A big-endian u64 read from `path` at `offset`.
-#[allow(dead_code)] // kept for format readers that read one field
-pub(crate) fn read_be_u64_at(path: &Path, offset: u64) -> Result<u64> {
-    Ok(u64::from_be_bytes(read_at::<8>(path, offset)?))
-}
-
-/// A little-endian u64 read from `path` at `offset`.
-pub(crate) fn read_le_u64_at(path: &Path, offset: u64) -> Result<u64> {
-    Ok(u64::from_le_bytes(read_at::<8>(path, offset)?))
-}

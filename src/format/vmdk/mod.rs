@@ -1,12 +1,22 @@
 //! VMDK: VMware's sparse (`KDMV`) and descriptor-based formats.
+//!
+//! [`header`] holds the on-disk sparse extent header, [`descriptor`] the
+//! text descriptor (both written by [`create`] and read by [`inspect`]).
 
-use crate::create::CreateContext;
-use crate::error::{Error, Result};
+pub mod create;
+pub mod descriptor;
+pub mod header;
+pub mod inspect;
+
+pub use create::create;
+pub use inspect::inspect;
+
+use crate::error::Result;
 use crate::options::{OptDesc, OptType, SIZE_OPTION};
 use std::path::Path;
 
-/// `KDMV` as a little-endian u32 at offset 0 of a sparse extent.
-pub const VMDK4_MAGIC: &[u8; 4] = b"KDMV";
+/// `KDMV` at offset 0 of a sparse extent.
+pub const VMDK4_MAGIC: &[u8; 4] = &header::MAGIC;
 
 /// vmdk's creation options, in qemu's print order.
 pub const CREATE_OPTIONS: &[OptDesc] = &[
@@ -33,22 +43,48 @@ pub const CREATE_OPTIONS: &[OptDesc] = &[
     ),
 ];
 
-/// True when `head` is a sparse extent or a text descriptor.
+/// True when `head` (the start of a file) is a vmdk image, as qemu's
+/// `vmdk_probe` decides: a `KDMV` or `COWD` magic, or a text whose first
+/// line other than comments and blank lines is `version=1`, `2` or `3`.
 pub fn is_vmdk(head: &[u8]) -> bool {
-    head.starts_with(VMDK4_MAGIC) || head.starts_with(b"# Disk DescriptorFile")
+    if head.starts_with(&header::MAGIC) || head.starts_with(&header::VMDK3_MAGIC) {
+        return true;
+    }
+    let mut p = 0;
+    while p < head.len() {
+        match head[p] {
+            b'#' => {
+                p = head[p..]
+                    .iter()
+                    .position(|&b| b == b'\n')
+                    .map_or(head.len(), |i| p + i + 1);
+            }
+            b' ' => {
+                while p < head.len() && head[p] == b' ' {
+                    p += 1;
+                }
+                if p < head.len() && head[p] == b'\r' {
+                    p += 1;
+                }
+                if p == head.len() || head[p] != b'\n' {
+                    return false;
+                }
+                p += 1;
+            }
+            _ => {
+                let rest = &head[p..];
+                return [b"1", b"2", b"3"].iter().any(|v| {
+                    rest.starts_with(&[b"version=", &v[..], b"\n"].concat())
+                        || rest.starts_with(&[b"version=", &v[..], b"\r\n"].concat())
+                });
+            }
+        }
+    }
+    false
 }
 
-pub fn create(ctx: &CreateContext) -> Result<()> {
-    Err(ctx.failed("creating vmdk images is not implemented yet"))
-}
-
-/// The virtual size of a sparse extent: `capacity` (sectors, LE u64 at 12).
+/// The virtual size of a vmdk image (sparse extent or descriptor): the
+/// sum of its extents, read as qemu reads them.
 pub fn virtual_size(path: &Path) -> Result<u64> {
-    let sectors = super::read_le_u64_at(path, 12)?;
-    sectors.checked_mul(512).ok_or_else(|| {
-        Error::Failed(format!(
-            "{}: vmdk capacity {sectors} is too large",
-            path.display()
-        ))
-    })
+    Ok(inspect::inspect_image(path)?.virtual_size())
 }
