@@ -2,8 +2,10 @@
 //! `--help` and the man page (`man/diskforge.1`).
 
 mod create;
+pub mod register;
 
 pub use create::CreateArgs;
+pub use register::RegisterArgs;
 
 use clap::{Parser, Subcommand};
 
@@ -29,6 +31,8 @@ pub struct Cli {
 pub enum Command {
     /// Create a new disk image (qemu-img create)
     Create(CreateArgs),
+    /// Register an image with OpenStack Glance or Huawei Cloud IMS
+    Register(RegisterArgs),
 }
 
 /// The program name as invoked (basename of argv[0]), used as the prefix
