@@ -32,7 +32,7 @@ pub enum Command {
     /// Create a new disk image (qemu-img create)
     Create(CreateArgs),
     /// Register an image with OpenStack Glance or Huawei Cloud IMS
-    Register(RegisterArgs),
+    Register(Box<RegisterArgs>),
 }
 
 /// The program name as invoked (basename of argv[0]), used as the prefix

@@ -51,7 +51,12 @@ pub struct RegisterArgs {
     pub file: Option<String>,
 
     /// Registry API: glance-v2, glance-v1 or ims
-    #[arg(long = "api", value_enum, default_value = "glance-v2", value_name = "API")]
+    #[arg(
+        long = "api",
+        value_enum,
+        default_value = "glance-v2",
+        value_name = "API"
+    )]
     pub api: Api,
 
     /// Upload the image data after creating the record, then verify checksums
@@ -139,7 +144,12 @@ pub struct RegisterArgs {
     pub dry_run: bool,
 
     /// Print the final image record as human or json
-    #[arg(long = "output", value_enum, default_value = "human", value_name = "FMT")]
+    #[arg(
+        long = "output",
+        value_enum,
+        default_value = "human",
+        value_name = "FMT"
+    )]
     pub output: OutputFormat,
 
     /// Log each request and response status on stderr (twice: as --debug)

@@ -164,7 +164,8 @@ impl Settings {
                 missing.push("--os-password (OS_PASSWORD)");
             }
             if self.project_name.is_none() && self.project_id.is_none() {
-                missing.push("--os-project-name or --os-project-id (OS_PROJECT_NAME, OS_PROJECT_ID)");
+                missing
+                    .push("--os-project-name or --os-project-id (OS_PROJECT_NAME, OS_PROJECT_ID)");
             }
             if !missing.is_empty() {
                 return Err(Error::Usage(format!(
@@ -295,7 +296,9 @@ pub fn image_endpoint(catalog: &Value, interface: &str, region: Option<&str>) ->
                 .collect();
             Err(Error::Failed(format!(
                 "the Keystone catalog has no {interface} image endpoint{} (it has: {})",
-                region.map(|r| format!(" in region {r}")).unwrap_or_default(),
+                region
+                    .map(|r| format!(" in region {r}"))
+                    .unwrap_or_default(),
                 if have.is_empty() {
                     "none".to_string()
                 } else {
@@ -364,7 +367,10 @@ pub fn connect(s: &Settings, http: &Http, dry_run: bool) -> Result<Connection> {
     }
     let reply = http.send(req, what)?;
     if !reply.ok() {
-        return Err(Error::Failed(format!("{what} failed: {}", reply.error_line())));
+        return Err(Error::Failed(format!(
+            "{what} failed: {}",
+            reply.error_line()
+        )));
     }
     let token = match &s.token {
         Some(t) => t.clone(),
@@ -375,7 +381,10 @@ pub fn connect(s: &Settings, http: &Http, dry_run: bool) -> Result<Connection> {
     let image_url = match &s.image_url {
         Some(u) => unversioned(u),
         None => {
-            let catalog = body.pointer("/token/catalog").cloned().unwrap_or(Value::Null);
+            let catalog = body
+                .pointer("/token/catalog")
+                .cloned()
+                .unwrap_or(Value::Null);
             image_endpoint(&catalog, &interface, s.region_name.as_deref())?
         }
     };
@@ -460,7 +469,10 @@ fn cloud_settings(cloud: &serde_yaml_ng::Value, name: &str) -> Settings {
     let c = |k: &str| text(cloud.get(k));
     let verify = cloud.get("verify");
     let insecure = matches!(verify, Some(serde_yaml_ng::Value::Bool(false)))
-        || matches!(cloud.get("insecure"), Some(serde_yaml_ng::Value::Bool(true)));
+        || matches!(
+            cloud.get("insecure"),
+            Some(serde_yaml_ng::Value::Bool(true))
+        );
     Settings {
         image_url: c("image_endpoint_override").or_else(|| a("endpoint")),
         token: a("token").map(Secret::new),
@@ -504,8 +516,14 @@ mod tests {
             ]}
         ]);
         assert_eq!(image_endpoint(&cat, "public", None).unwrap(), "http://a");
-        assert_eq!(image_endpoint(&cat, "public", Some("R2")).unwrap(), "http://c");
-        assert_eq!(image_endpoint(&cat, "internal", Some("R1")).unwrap(), "http://b");
+        assert_eq!(
+            image_endpoint(&cat, "public", Some("R2")).unwrap(),
+            "http://c"
+        );
+        assert_eq!(
+            image_endpoint(&cat, "internal", Some("R1")).unwrap(),
+            "http://b"
+        );
         assert!(image_endpoint(&cat, "admin", None).is_err());
     }
 }

@@ -45,10 +45,10 @@ pub fn created(reply: &Reply) -> Result<Value> {
     let mut record = body.get("image").cloned().ok_or_else(|| {
         Error::Failed("the registry's v1 reply has no \"image\" record".to_string())
     })?;
-    if record.get("checksum").is_none_or(Value::is_null) {
-        if let Some(etag) = reply.header("ETag") {
-            record["checksum"] = Value::String(etag.trim_matches('"').to_string());
-        }
+    if record.get("checksum").is_none_or(Value::is_null)
+        && let Some(etag) = reply.header("ETag")
+    {
+        record["checksum"] = Value::String(etag.trim_matches('"').to_string());
     }
     Ok(record)
 }

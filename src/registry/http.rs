@@ -30,6 +30,11 @@ impl std::fmt::Debug for Secret {
     }
 }
 
+/// Secrets shorter than this are not scrubbed from text (a one-letter
+/// password would mangle every line); they are still never logged, as
+/// headers and JSON keys are redacted by name.
+pub const MIN_SCRUBBED_SECRET: usize = 4;
+
 /// What a secret is replaced with in anything printed.
 pub const REDACTED: &str = "<redacted>";
 
@@ -133,7 +138,9 @@ impl<'a> Request<'a> {
                 s.push('\n');
             }
             Body::Stream { len, what, .. } => {
-                s.push_str(&format!("Content-Length: {len}\n\n<{len} bytes of {what}>\n"));
+                s.push_str(&format!(
+                    "Content-Length: {len}\n\n<{len} bytes of {what}>\n"
+                ));
             }
         }
         s
@@ -247,12 +254,11 @@ fn json_message(v: &serde_json::Value) -> Option<String> {
         }
     }
     // {"badRequest": {"message": ...}} and similar one-key wrappers.
-    if obj.len() == 1 {
-        if let Some(inner) = obj.values().next() {
-            if let Some(m) = inner.get("message").and_then(s) {
-                return Some(m);
-            }
-        }
+    if obj.len() == 1
+        && let Some(inner) = obj.values().next()
+        && let Some(m) = inner.get("message").and_then(s)
+    {
+        return Some(m);
     }
     obj.get("title")
         .and_then(s)
@@ -346,8 +352,12 @@ impl Http {
         if settings.insecure {
             tls = tls.disable_verification(true);
         } else if let Some(ca) = &settings.ca_file {
-            let pem = std::fs::read(ca)
-                .map_err(|e| Error::usage_for(ca, format!("--os-cacert: {}", crate::error::describe_io(&e))))?;
+            let pem = std::fs::read(ca).map_err(|e| {
+                Error::usage_for(
+                    ca,
+                    format!("--os-cacert: {}", crate::error::describe_io(&e)),
+                )
+            })?;
             let certs: Vec<Certificate<'static>> = ureq::tls::parse_pem(&pem)
                 .filter_map(|item| match item {
                     Ok(ureq::tls::PemItem::Certificate(c)) => Some(c),
@@ -355,7 +365,10 @@ impl Http {
                 })
                 .collect();
             if certs.is_empty() {
-                return Err(Error::usage_for(ca, "--os-cacert: no PEM certificate in the file"));
+                return Err(Error::usage_for(
+                    ca,
+                    "--os-cacert: no PEM certificate in the file",
+                ));
             }
             tls = tls.root_certs(RootCerts::Specific(Arc::new(certs)));
         } else {
@@ -380,7 +393,7 @@ impl Http {
 
     /// Remembers a secret so that it is scrubbed from every log line.
     pub fn add_secret(&self, s: &str) {
-        if s.is_empty() {
+        if s.len() < MIN_SCRUBBED_SECRET {
             return;
         }
         if let Ok(mut v) = self.secrets.lock() {
@@ -498,6 +511,11 @@ impl Http {
             builder = builder.header(k.as_str(), v.as_str());
         }
         let response = match &mut req.body {
+            // An explicit empty body: ureq would otherwise send a chunked
+            // one, which a v1 registry takes for image data.
+            Body::None if matches!(req.method, "POST" | "PUT" | "PATCH") => self
+                .agent
+                .run(builder.header("Content-Length", "0").body(())?)?,
             Body::None => self.agent.run(builder.body(())?)?,
             Body::Json(v) => {
                 let bytes = serde_json::to_vec(v).unwrap_or_default();

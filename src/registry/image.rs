@@ -108,11 +108,8 @@ pub fn parse_count(flag: &str, value: &str) -> Result<u64> {
             "{flag}: '{value}' is negative; it must be a whole number >= 0"
         )));
     }
-    v.parse::<u64>().map_err(|_| {
-        usage(format!(
-            "{flag}: '{value}' is not a whole number >= 0"
-        ))
-    })
+    v.parse::<u64>()
+        .map_err(|_| usage(format!("{flag}: '{value}' is not a whole number >= 0")))
 }
 
 fn char_len(s: &str) -> usize {
@@ -188,9 +185,7 @@ impl ImageMeta {
         let mut properties = BTreeMap::new();
         for p in &args.property {
             let Some((k, v)) = p.split_once('=') else {
-                return Err(usage(format!(
-                    "--property '{p}': expected KEY=VALUE"
-                )));
+                return Err(usage(format!("--property '{p}': expected KEY=VALUE")));
             };
             properties.insert(k.to_string(), v.to_string());
         }
@@ -224,12 +219,12 @@ impl ImageMeta {
                 "--name: {name_len} characters is too long (at most {MAX_STRING})"
             )));
         }
-        if let Some(id) = &self.id {
-            if !is_uuid(id) {
-                return Err(usage(format!(
-                    "--id '{id}': not a UUID (xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx)"
-                )));
-            }
+        if let Some(id) = &self.id
+            && !is_uuid(id)
+        {
+            return Err(usage(format!(
+                "--id '{id}': not a UUID (xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx)"
+            )));
         }
         for t in &self.tags {
             let n = char_len(t);
@@ -240,13 +235,13 @@ impl ImageMeta {
                 )));
             }
         }
-        if let Some(v) = &self.visibility {
-            if !VISIBILITIES.contains(&v.as_str()) {
-                return Err(usage(format!(
-                    "--visibility '{v}': must be one of {}",
-                    VISIBILITIES.join(", ")
-                )));
-            }
+        if let Some(v) = &self.visibility
+            && !VISIBILITIES.contains(&v.as_str())
+        {
+            return Err(usage(format!(
+                "--visibility '{v}': must be one of {}",
+                VISIBILITIES.join(", ")
+            )));
         }
         if self.disk_format.is_empty() || char_len(&self.disk_format) > MAX_STRING {
             return Err(usage(format!(
@@ -271,20 +266,24 @@ impl ImageMeta {
     }
 
     fn validate_v1(&self) -> Result<()> {
-        if let Some(v) = &self.visibility {
-            if v != "public" && v != "private" {
-                return Err(usage(format!(
-                    "--api glance-v1 has only public and private images (is_public), not '{v}'"
-                )));
-            }
+        if let Some(v) = &self.visibility
+            && v != "public"
+            && v != "private"
+        {
+            return Err(usage(format!(
+                "--api glance-v1 has only public and private images (is_public), not '{v}'"
+            )));
         }
         if !self.tags.is_empty() {
             return Err(usage(
                 "--api glance-v1 has no image tags; use --property KEY=VALUE instead of --tag",
             ));
         }
-        let fields = std::iter::once(("--name", self.name.as_str()))
-            .chain(self.properties.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        let fields = std::iter::once(("--name", self.name.as_str())).chain(
+            self.properties
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str())),
+        );
         for (what, value) in fields {
             if value.chars().any(|c| !(' '..='~').contains(&c)) {
                 return Err(usage(format!(
@@ -312,12 +311,12 @@ impl ImageMeta {
         if name_len == 0 {
             return Err(usage("--name: IMS needs a name of 1 to 255 characters"));
         }
-        if let Some(v) = &self.visibility {
-            if v != "private" {
-                return Err(usage(format!(
-                    "--api ims: visibility can only be private, not '{v}'"
-                )));
-            }
+        if let Some(v) = &self.visibility
+            && v != "private"
+        {
+            return Err(usage(format!(
+                "--api ims: visibility can only be private, not '{v}'"
+            )));
         }
         if !IMS_DISK_FORMATS.contains(&self.disk_format.as_str()) {
             return Err(usage(format!(
@@ -332,12 +331,10 @@ impl ImageMeta {
                 self.container_format
             )));
         }
-        if let Some(d) = self.min_disk {
-            if !IMS_MIN_DISK.contains(&d) {
-                return Err(usage(format!(
-                    "--min-disk {d}: IMS needs 1 to 1024 (GB)"
-                )));
-            }
+        if let Some(d) = self.min_disk
+            && !IMS_MIN_DISK.contains(&d)
+        {
+            return Err(usage(format!("--min-disk {d}: IMS needs 1 to 1024 (GB)")));
         }
         for t in &self.tags {
             match t.split_once('=') {
@@ -396,7 +393,10 @@ impl ImageMeta {
     pub fn to_v1_headers(&self, size: Option<u64>) -> Vec<(String, String)> {
         let mut h = vec![
             ("x-image-meta-name".to_string(), self.name.clone()),
-            ("x-image-meta-disk_format".to_string(), self.disk_format.clone()),
+            (
+                "x-image-meta-disk_format".to_string(),
+                self.disk_format.clone(),
+            ),
             (
                 "x-image-meta-container_format".to_string(),
                 self.container_format.clone(),

@@ -44,7 +44,7 @@ fn scrub_error(e: Error, secrets: &[String]) -> Error {
     let scrub = |s: String| {
         secrets
             .iter()
-            .filter(|x| !x.is_empty())
+            .filter(|x| x.len() >= http::MIN_SCRUBBED_SECRET)
             .fold(s, |acc, x| acc.replace(x.as_str(), http::REDACTED))
     };
     match e {
@@ -237,7 +237,10 @@ impl Job<'_> {
                     self.path.display().to_string(),
                 )
             });
-            println!("{}", glance_v1::create_request(self.conn, meta, data).describe());
+            println!(
+                "{}",
+                glance_v1::create_request(self.conn, meta, data).describe()
+            );
             return Ok(None);
         }
         if !self.upload {
@@ -324,7 +327,10 @@ fn failure_line(
 fn print_record(record: &Value, output: OutputFormat) {
     match output {
         OutputFormat::Json => {
-            println!("{}", serde_json::to_string_pretty(record).unwrap_or_default());
+            println!(
+                "{}",
+                serde_json::to_string_pretty(record).unwrap_or_default()
+            );
         }
         OutputFormat::Human => {
             let Some(obj) = record.as_object() else {
@@ -341,14 +347,23 @@ fn print_record(record: &Value, output: OutputFormat) {
                     Value::String(s) => s.clone(),
                     Value::Array(a) => a
                         .iter()
-                        .map(|x| x.as_str().map(str::to_string).unwrap_or_else(|| x.to_string()))
+                        .map(|x| {
+                            x.as_str()
+                                .map(str::to_string)
+                                .unwrap_or_else(|| x.to_string())
+                        })
                         .collect::<Vec<_>>()
                         .join(", "),
                     Value::Object(o) => {
                         let mut parts: Vec<String> = o
                             .iter()
                             .map(|(pk, pv)| {
-                                format!("{pk}='{}'", pv.as_str().map(str::to_string).unwrap_or_else(|| pv.to_string()))
+                                format!(
+                                    "{pk}='{}'",
+                                    pv.as_str()
+                                        .map(str::to_string)
+                                        .unwrap_or_else(|| pv.to_string())
+                                )
                             })
                             .collect();
                         parts.sort();

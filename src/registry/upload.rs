@@ -77,7 +77,9 @@ pub fn file_digest(path: &Path, algo: &str) -> Result<Option<String>> {
         let mut d = D::new();
         let mut buf = vec![0u8; HASH_BUFFER];
         loop {
-            let n = f.read(&mut buf).map_err(Error::io_at(path, "Could not read"))?;
+            let n = f
+                .read(&mut buf)
+                .map_err(Error::io_at(path, "Could not read"))?;
             if n == 0 {
                 break;
             }
@@ -101,20 +103,20 @@ pub fn verify(record: &serde_json::Value, sent: &Sent, path: &Path) -> Result<Ve
     let mut notes = Vec::new();
     let id = record.get("id").and_then(|v| v.as_str()).unwrap_or("?");
     let field = |k: &str| record.get(k).and_then(|v| v.as_str()).map(str::to_string);
-    if let Some(status) = field("status") {
-        if status != "active" {
-            return Err(Error::Failed(format!(
-                "image {id}: status is '{status}' after the upload, not 'active'"
-            )));
-        }
+    if let Some(status) = field("status")
+        && status != "active"
+    {
+        return Err(Error::Failed(format!(
+            "image {id}: status is '{status}' after the upload, not 'active'"
+        )));
     }
-    if let Some(size) = record.get("size").and_then(|v| v.as_u64()) {
-        if size != sent.size {
-            return Err(Error::Failed(format!(
-                "image {id}: the registry stored {size} bytes but {} were sent",
-                sent.size
-            )));
-        }
+    if let Some(size) = record.get("size").and_then(|v| v.as_u64())
+        && size != sent.size
+    {
+        return Err(Error::Failed(format!(
+            "image {id}: the registry stored {size} bytes but {} were sent",
+            sent.size
+        )));
     }
     match field("checksum") {
         Some(c) if !c.eq_ignore_ascii_case(&sent.md5) => {

@@ -49,6 +49,14 @@ context = versionnegotiation fakeidentity context rootapp
 """
 
 
+def save_template(db, template):
+    """Keeps a migrated database for the next run (atomically: runs may race)."""
+    os.makedirs(os.path.dirname(template), exist_ok=True)
+    tmp = "%s.%d.tmp" % (template, os.getpid())
+    shutil.copy(db, tmp)
+    os.replace(tmp, template)
+
+
 def glance(state, port, flavor):
     state = os.path.abspath(state)
     for sub in ("images", "staging", "locks", "conf"):
@@ -99,9 +107,9 @@ lock_path = {state}/locks
     else:
         subprocess.run(
             [os.path.join(VENV_BIN, "glance-manage"), "--config-file", conf, "db_sync"],
-            check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            check=True, stdout=subprocess.DEVNULL)
         if template:
-            shutil.copy(db, template)
+            save_template(db, template)
     gunicorn("glance.wsgi.api:application", port,
              {"OS_GLANCE_CONFIG_DIR": conf_dir}, extra_pythonpath=HERE)
 
@@ -130,15 +138,22 @@ provider = fernet
 """)
     manage = os.path.join(VENV_BIN, "keystone-manage")
     base = [manage, "--config-file", conf]
-    for args in (["db_sync"],
-                 ["fernet_setup", "--keystone-user", str(os.getuid()), "--keystone-group", str(os.getgid())],
+    db = os.path.join(state, "keystone.sqlite")
+    template = os.environ.get("DISKFORGE_KEYSTONE_DB_TEMPLATE")
+    if template and os.path.exists(template):
+        shutil.copy(template, db)
+    else:
+        subprocess.run(base + ["db_sync"], check=True, stdout=subprocess.DEVNULL)
+        if template:
+            save_template(db, template)
+    for args in (["fernet_setup", "--keystone-user", str(os.getuid()), "--keystone-group", str(os.getgid())],
                  ["credential_setup", "--keystone-user", str(os.getuid()), "--keystone-group", str(os.getgid())],
                  ["bootstrap", "--bootstrap-password", os.environ["KEYSTONE_ADMIN_PASSWORD"],
                   "--bootstrap-region-id", "RegionOne",
                   "--bootstrap-admin-url", "http://127.0.0.1:%d/v3" % port,
                   "--bootstrap-public-url", "http://127.0.0.1:%d/v3" % port,
                   "--bootstrap-internal-url", "http://127.0.0.1:%d/v3" % port]):
-        subprocess.run(base + args, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        subprocess.run(base + args, check=True, stdout=subprocess.DEVNULL)
     gunicorn("keystone_app:application", port, {"OS_KEYSTONE_CONFIG_DIR": conf_dir},
              extra_pythonpath=HERE)
 
