@@ -108,7 +108,12 @@ extern "C" fn stop_all() {
         unsafe { libc::kill(*pid, libc::SIGKILL) };
     }
     if let Ok(Some(dir)) = STATE_DIR.lock().map(|d| d.clone()) {
-        let _ = std::fs::remove_dir_all(dir);
+        // DISKFORGE_KEEP_REGISTRY_STATE=1 keeps the servers' logs and data.
+        if std::env::var_os("DISKFORGE_KEEP_REGISTRY_STATE").is_none() {
+            let _ = std::fs::remove_dir_all(dir);
+        } else {
+            eprintln!("registry state kept in {}", dir.display());
+        }
     }
 }
 
