@@ -412,6 +412,15 @@ fn bad_input_is_refused_before_sending() {
         (vec!["--os-image-url=ftp://x", "a.img"], "--os-image-url"),
         (vec![u, "--os-cloud", "nosuchcloud", "a.img"], "nosuchcloud"),
         (vec![u, "--public", "--private", "a.img"], "--private"),
+        (
+            vec![u, "--os-cacert", "/nonexistent/ca.pem", "a.img"],
+            "--os-cacert",
+        ),
+        (vec![u, "--retries", "99", "a.img"], "--retries"),
+        (
+            vec![u, "--os-interface", "sideways", "a.img"],
+            "--os-interface",
+        ),
     ];
     for (args, needle) in cases {
         let out = df(d.path(), &args);
@@ -463,6 +472,14 @@ fn public_as_non_admin_is_403() {
     )
     .ok();
     assert_eq!(out.json()["visibility"], "public");
+    // This Glance caps images at 1 MiB: a bigger upload is a 413, and the
+    // record is deleted.
+    std::fs::write(d.path().join("big.img"), vec![1u8; 3 << 20]).unwrap();
+    let out = df(
+        d.path(),
+        &[&url, "--os-token", "projA:member", "--upload", "big.img"],
+    );
+    out.failed_with(1, &["413", "(status ", "deleted"]);
     // A bad token is a one-line 401 from OS_AUTH_TOKEN as well.
     let out = df_env(d.path(), &[&url, "a.img"], &[("OS_AUTH_TOKEN", "garbage")]);
     out.failed_with(1, &["401 Unauthorized"]);

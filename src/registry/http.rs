@@ -154,6 +154,8 @@ impl<'a> Request<'a> {
 /// A reply: status, headers and (bounded) body.
 #[derive(Debug)]
 pub struct Reply {
+    /// How many times the request was sent to get this reply.
+    pub attempts: u32,
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
@@ -435,7 +437,10 @@ impl Http {
                 self.log(&format!("{} {}", req.method, req.url));
             }
             let started = Instant::now();
-            let result = self.send_once(&mut req);
+            let result = self.send_once(&mut req).map(|mut r| {
+                r.attempts = n + 1;
+                r
+            });
             n += 1;
             let retry_reason = match &result {
                 Ok(reply) if reply.status >= 500 => Some(reply.error_line()),
@@ -544,6 +549,7 @@ impl Http {
             .limit(MAX_REPLY_BYTES)
             .read_to_vec()?;
         Ok(Reply {
+            attempts: 1,
             status,
             headers,
             body,

@@ -93,7 +93,13 @@ fn register(args: &RegisterArgs, settings: Settings) -> Result<()> {
     }
     let size = md.len();
 
-    let meta = ImageMeta::from_args(args, path)?;
+    let mut meta = ImageMeta::from_args(args, path)?;
+    // Glance v2 takes the id from the client: choosing it here makes a
+    // retried create safe (a second attempt meets its own id, never
+    // makes a second image).
+    if args.api == Api::GlanceV2 && meta.id.is_none() && !args.dry_run {
+        meta.id = Some(image::random_uuid()?);
+    }
     settings.check()?;
     let log = if args.debug || args.verbose >= 2 {
         LogLevel::Debug
@@ -176,7 +182,21 @@ impl Job<'_> {
             return Ok(None);
         }
         let reply = self.http.send(create, "creating the image")?;
-        let record = glance_v2::created(reply, |r| r.error_line())?;
+        let record = match (reply.status, reply.attempts, &meta.id) {
+            // A retried create that meets its own id: an earlier attempt
+            // reached the registry after all. Take that record if it is
+            // the one we asked for.
+            (409, 2.., Some(id)) => match glance_v2::get(self.http, self.conn, id) {
+                Ok(r)
+                    if r.get("name").and_then(Value::as_str) == Some(meta.name.as_str())
+                        && r.get("status").and_then(Value::as_str) == Some("queued") =>
+                {
+                    r
+                }
+                _ => glance_v2::created(reply, |r| r.error_line())?,
+            },
+            _ => glance_v2::created(reply, |r| r.error_line())?,
+        };
         if !self.upload {
             return Ok(Some(record));
         }
@@ -201,7 +221,7 @@ impl Job<'_> {
             self.path.display().to_string(),
         );
         let reply = self.http.send(req, "uploading the image data")?;
-        let sent = reader.finish();
+        let sent = reader.finish()?;
         if !reply.ok() {
             return Err(Error::Failed(format!(
                 "the registry refused the image data: {}",
@@ -252,7 +272,7 @@ impl Job<'_> {
         let what = self.path.display().to_string();
         let req = glance_v1::create_request(self.conn, meta, Some((&mut reader, self.size, what)));
         let reply = self.http.send(req, "creating the image with its data")?;
-        let sent = reader.finish();
+        let sent = reader.finish()?;
         let record = glance_v1::created(&reply)?;
         match upload::verify(&record, &sent, self.path) {
             Ok(notes) => {

@@ -9,12 +9,65 @@ use sha2::{Digest, Sha224, Sha256, Sha384, Sha512};
 use std::fs::File;
 use std::io::Read;
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::mpsc::{SyncSender, sync_channel};
+use std::thread::JoinHandle;
 
-/// The file as an upload body: hashes and progress while it is read.
+/// How many chunks may wait for each hashing thread: bounds memory (a
+/// chunk is at most the HTTP layer's write buffer) and lets the sender run
+/// ahead of the hashes for a while.
+const HASH_QUEUE_CHUNKS: usize = 16;
+
+/// A digest computed on its own thread from the chunks sent to it.
+struct HashThread {
+    tx: Option<SyncSender<Arc<[u8]>>>,
+    handle: Option<JoinHandle<String>>,
+}
+
+impl HashThread {
+    fn start<D: Digest + Send + 'static>() -> Self {
+        let (tx, rx) = sync_channel::<Arc<[u8]>>(HASH_QUEUE_CHUNKS);
+        let handle = std::thread::spawn(move || {
+            let mut d = D::new();
+            for chunk in rx {
+                d.update(&chunk);
+            }
+            hex(&d.finalize())
+        });
+        HashThread {
+            tx: Some(tx),
+            handle: Some(handle),
+        }
+    }
+
+    fn feed(&self, chunk: &Arc<[u8]>) -> std::io::Result<()> {
+        match &self.tx {
+            Some(tx) => tx
+                .send(Arc::clone(chunk))
+                .map_err(|_| std::io::Error::other("a checksum thread stopped")),
+            None => Ok(()),
+        }
+    }
+
+    fn finish(&mut self) -> Option<String> {
+        drop(self.tx.take());
+        self.handle.take().and_then(|h| h.join().ok())
+    }
+}
+
+impl Drop for HashThread {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
+
+/// The file as an upload body: md5 and sha512 are computed on two threads
+/// of their own as the HTTP layer pulls bytes (so hashing is off the
+/// sending path), and the progress bar advances.
 pub struct HashingReader {
     file: File,
-    md5: Md5,
-    sha512: Sha512,
+    md5: HashThread,
+    sha512: HashThread,
     progress: Progress,
     pub sent: u64,
 }
@@ -35,20 +88,25 @@ impl HashingReader {
     pub fn new(file: File, progress: Progress) -> Self {
         HashingReader {
             file,
-            md5: Md5::new(),
-            sha512: Sha512::new(),
+            md5: HashThread::start::<Md5>(),
+            sha512: HashThread::start::<Sha512>(),
             progress,
             sent: 0,
         }
     }
 
     /// The checksums of everything read so far.
-    pub fn finish(self) -> Sent {
+    pub fn finish(mut self) -> Result<Sent> {
         self.progress.finish();
-        Sent {
-            size: self.sent,
-            md5: hex(&self.md5.finalize()),
-            sha512: hex(&self.sha512.finalize()),
+        match (self.md5.finish(), self.sha512.finish()) {
+            (Some(md5), Some(sha512)) => Ok(Sent {
+                size: self.sent,
+                md5,
+                sha512,
+            }),
+            _ => Err(Error::Failed(
+                "computing the checksums of the data sent failed".to_string(),
+            )),
         }
     }
 }
@@ -56,9 +114,11 @@ impl HashingReader {
 impl Read for HashingReader {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.file.read(buf)?;
-        let data = &buf[..n];
-        self.md5.update(data);
-        self.sha512.update(data);
+        if n > 0 {
+            let chunk: Arc<[u8]> = Arc::from(&buf[..n]);
+            self.md5.feed(&chunk)?;
+            self.sha512.feed(&chunk)?;
+        }
         self.sent += n as u64;
         self.progress.advance(n as u64);
         Ok(n)

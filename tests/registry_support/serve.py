@@ -82,7 +82,7 @@ def glance(state, port, flavor):
         f.write(f"""[DEFAULT]
 node_staging_uri = file://{state}/staging
 enabled_import_methods = [glance-direct]
-image_size_cap = 1099511627776
+image_size_cap = {1 << 20 if flavor == "context" else 1 << 40}
 log_file = {state}/glance-api.log
 [database]
 connection = sqlite:///{state}/glance.sqlite
