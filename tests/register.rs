@@ -619,6 +619,23 @@ fn keystone_password_auth_and_catalog() {
         "{out:#?}"
     );
 
+    // A token with OS_AUTH_URL and no image URL: the token's own catalog.
+    let token = keystone_token(&s.keystone);
+    let out = df_env(
+        d.path(),
+        &["-v", "a.img"],
+        &[
+            ("OS_AUTH_URL", auth.as_str()),
+            ("OS_AUTH_TOKEN", token.as_str()),
+        ],
+    )
+    .ok();
+    assert!(
+        out.stderr.contains(&format!("POST {}/v2/images", s.glance)),
+        "{out:#?}"
+    );
+    assert!(!out.all().contains(&token), "token printed: {out:#?}");
+
     // No endpoint in that region.
     let mut env3 = env.to_vec();
     env3.retain(|(k, _)| *k != "OS_REGION_NAME");

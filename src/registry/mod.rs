@@ -91,7 +91,15 @@ fn register(args: &RegisterArgs, settings: Settings) -> Result<()> {
     if md.is_dir() {
         return Err(Error::usage_for(file, "is a directory, not an image file"));
     }
-    let size = md.len();
+    let size = if md.file_type().is_file() {
+        md.len()
+    } else {
+        // A block device: its size is where its end is.
+        use std::io::{Seek, SeekFrom};
+        File::open(path)
+            .and_then(|mut f| f.seek(SeekFrom::End(0)))
+            .map_err(Error::io_at(path, "Could not read the size of"))?
+    };
 
     let mut meta = ImageMeta::from_args(args, path)?;
     // Glance v2 takes the id from the client: choosing it here makes a
