@@ -9,65 +9,90 @@ use sha2::{Digest, Sha224, Sha256, Sha384, Sha512};
 use std::fs::File;
 use std::io::Read;
 use std::path::Path;
-use std::sync::Arc;
-use std::sync::mpsc::{SyncSender, sync_channel};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::thread::JoinHandle;
 
-/// How many chunks may wait for each hashing thread: bounds memory (a
-/// chunk is at most the HTTP layer's write buffer) and lets the sender run
-/// ahead of the hashes for a while.
-const HASH_QUEUE_CHUNKS: usize = 16;
+/// How many chunk buffers circulate between the sender and the hashing
+/// threads: bounds memory (a chunk is at most the HTTP layer's write
+/// buffer, 256 KiB) and lets the sender run ahead of the hashes a little.
+const HASH_BUFFERS: usize = 16;
 
-/// A digest computed on its own thread from the chunks sent to it.
-struct HashThread {
-    tx: Option<SyncSender<Arc<[u8]>>>,
-    handle: Option<JoinHandle<String>>,
+/// md5 and sha512 computed on two threads of their own, off the sending
+/// path: each chunk goes sender -> md5 thread -> sha512 thread -> back to
+/// the pool of free buffers, so nothing is allocated per chunk.
+struct Hashers {
+    to_md5: Option<SyncSender<Vec<u8>>>,
+    free: Receiver<Vec<u8>>,
+    md5: Option<JoinHandle<String>>,
+    sha512: Option<JoinHandle<String>>,
 }
 
-impl HashThread {
-    fn start<D: Digest + Send + 'static>() -> Self {
-        let (tx, rx) = sync_channel::<Arc<[u8]>>(HASH_QUEUE_CHUNKS);
-        let handle = std::thread::spawn(move || {
-            let mut d = D::new();
-            for chunk in rx {
-                d.update(&chunk);
+impl Hashers {
+    fn start() -> Self {
+        let (free_tx, free) = sync_channel::<Vec<u8>>(HASH_BUFFERS);
+        for _ in 0..HASH_BUFFERS {
+            let _ = free_tx.send(Vec::new());
+        }
+        let (to_md5, md5_rx) = sync_channel::<Vec<u8>>(HASH_BUFFERS);
+        let (to_sha, sha_rx) = sync_channel::<Vec<u8>>(HASH_BUFFERS);
+        let md5 = std::thread::spawn(move || {
+            let mut d = Md5::new();
+            for buf in md5_rx {
+                d.update(&buf);
+                if to_sha.send(buf).is_err() {
+                    break;
+                }
             }
             hex(&d.finalize())
         });
-        HashThread {
-            tx: Some(tx),
-            handle: Some(handle),
+        let sha512 = std::thread::spawn(move || {
+            let mut d = Sha512::new();
+            for buf in sha_rx {
+                d.update(&buf);
+                // Never blocks: the pool holds every buffer there is.
+                let _ = free_tx.send(buf);
+            }
+            hex(&d.finalize())
+        });
+        Hashers {
+            to_md5: Some(to_md5),
+            free,
+            md5: Some(md5),
+            sha512: Some(sha512),
         }
     }
 
-    fn feed(&self, chunk: &Arc<[u8]>) -> std::io::Result<()> {
-        match &self.tx {
-            Some(tx) => tx
-                .send(Arc::clone(chunk))
-                .map_err(|_| std::io::Error::other("a checksum thread stopped")),
-            None => Ok(()),
-        }
+    fn feed(&self, data: &[u8]) -> std::io::Result<()> {
+        let stopped = || std::io::Error::other("a checksum thread stopped");
+        let Some(to_md5) = &self.to_md5 else {
+            return Err(stopped());
+        };
+        let mut buf = self.free.recv().map_err(|_| stopped())?;
+        buf.clear();
+        buf.extend_from_slice(data);
+        to_md5.send(buf).map_err(|_| stopped())
     }
 
-    fn finish(&mut self) -> Option<String> {
-        drop(self.tx.take());
-        self.handle.take().and_then(|h| h.join().ok())
+    /// (md5, sha512) of everything fed.
+    fn finish(&mut self) -> Option<(String, String)> {
+        drop(self.to_md5.take());
+        let md5 = self.md5.take().and_then(|h| h.join().ok());
+        let sha512 = self.sha512.take().and_then(|h| h.join().ok());
+        md5.zip(sha512)
     }
 }
 
-impl Drop for HashThread {
+impl Drop for Hashers {
     fn drop(&mut self) {
         self.finish();
     }
 }
 
-/// The file as an upload body: md5 and sha512 are computed on two threads
-/// of their own as the HTTP layer pulls bytes (so hashing is off the
-/// sending path), and the progress bar advances.
+/// The file as an upload body: checksums computed on their own threads
+/// as the HTTP layer pulls bytes, and the progress bar advanced.
 pub struct HashingReader {
     file: File,
-    md5: HashThread,
-    sha512: HashThread,
+    hashers: Hashers,
     progress: Progress,
     pub sent: u64,
 }
@@ -88,8 +113,7 @@ impl HashingReader {
     pub fn new(file: File, progress: Progress) -> Self {
         HashingReader {
             file,
-            md5: HashThread::start::<Md5>(),
-            sha512: HashThread::start::<Sha512>(),
+            hashers: Hashers::start(),
             progress,
             sent: 0,
         }
@@ -98,8 +122,8 @@ impl HashingReader {
     /// The checksums of everything read so far.
     pub fn finish(mut self) -> Result<Sent> {
         self.progress.finish();
-        match (self.md5.finish(), self.sha512.finish()) {
-            (Some(md5), Some(sha512)) => Ok(Sent {
+        match self.hashers.finish() {
+            Some((md5, sha512)) => Ok(Sent {
                 size: self.sent,
                 md5,
                 sha512,
@@ -115,9 +139,7 @@ impl Read for HashingReader {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.file.read(buf)?;
         if n > 0 {
-            let chunk: Arc<[u8]> = Arc::from(&buf[..n]);
-            self.md5.feed(&chunk)?;
-            self.sha512.feed(&chunk)?;
+            self.hashers.feed(&buf[..n])?;
         }
         self.sent += n as u64;
         self.progress.advance(n as u64);
