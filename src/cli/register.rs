@@ -43,7 +43,7 @@ OS_IMAGE_URL=http://glance:9292 OS_AUTH_TOKEN=... diskforge register --upload \\
 )]
 pub struct RegisterArgs {
     /// The image file to register (and upload with --upload)
-    #[arg(value_name = "FILENAME", required_unless_present = "file")]
+    #[arg(value_name = "FILENAME")]
     pub filename: Option<String>,
 
     /// Upload this file's data (as `openstack image create --file`); implies --upload

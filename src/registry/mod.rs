@@ -83,7 +83,10 @@ fn parse_retries(v: Option<&str>) -> Result<u32> {
 
 fn register(args: &RegisterArgs, settings: Settings) -> Result<()> {
     let Some(file) = args.file.as_deref().or(args.filename.as_deref()) else {
-        return Err(Error::Usage("register: missing FILENAME".to_string()));
+        return Err(Error::Usage(
+            "register: missing FILENAME (the image to register, or --file FILE); try '--help'"
+                .to_string(),
+        ));
     };
     let upload = args.upload || args.file.is_some();
     let path = Path::new(file);
