@@ -1043,3 +1043,59 @@ fn dry_run_sends_nothing() {
     );
     assert!(!out.all().contains("pw-do-not-show"));
 }
+
+#[test]
+fn https_with_cacert_or_insecure() {
+    let s = servers();
+    let d = tempdir();
+    std::fs::write(d.path().join("a.img"), vec![5u8; 8192]).unwrap();
+    let url = format!("--os-image-url={}", s.v1_tls);
+    let tok = format!("--os-token={V1_TOKEN}");
+    let ca = s.ca_pem.to_str().unwrap();
+    // The test CA is not among the system's roots.
+    let out = df(
+        d.path(),
+        &[&url, &tok, "--api=glance-v1", "--retries=0", "a.img"],
+    );
+    out.failed_with(1, &["certificate"]);
+    // --os-cacert, OS_CACERT and --insecure each make it work.
+    let out = df(
+        d.path(),
+        &[
+            &url,
+            &tok,
+            "--api=glance-v1",
+            "--os-cacert",
+            ca,
+            "--upload",
+            "--output=json",
+            "a.img",
+        ],
+    )
+    .ok();
+    assert_eq!(out.json()["status"], "active");
+    let out = df_env(
+        d.path(),
+        &[&url, &tok, "--api=glance-v1", "--output=json", "a.img"],
+        &[("OS_CACERT", ca)],
+    )
+    .ok();
+    assert_eq!(out.json()["status"], "queued");
+    let out = df(
+        d.path(),
+        &[
+            &url,
+            &tok,
+            "--api=glance-v1",
+            "--insecure",
+            "--output=json",
+            "a.img",
+        ],
+    )
+    .ok();
+    assert_eq!(out.json()["status"], "queued");
+    // A file without a certificate is a usage error.
+    std::fs::write(d.path().join("empty.pem"), "not a certificate\n").unwrap();
+    let out = df(d.path(), &[&url, &tok, "--os-cacert", "empty.pem", "a.img"]);
+    out.failed_with(2, &["--os-cacert"]);
+}

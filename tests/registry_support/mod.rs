@@ -34,6 +34,10 @@ pub struct Servers {
     pub demo_project_id: String,
     /// The Image API v1 test server (wants X-Auth-Token V1_TOKEN).
     pub v1: String,
+    /// The same over HTTPS, with a certificate from a test CA.
+    pub v1_tls: String,
+    /// That test CA (PEM).
+    pub ca_pem: PathBuf,
     /// Where the servers keep their state.
     pub state: PathBuf,
 }
@@ -205,6 +209,18 @@ fn wait_ready(url: &str, pid: i32, name: &str, state: &Path) {
     }
 }
 
+/// Waits until something listens on `port` (and the CA file is written).
+fn wait_tcp(port: u16, pid: i32, name: &str, state: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        let r = unsafe { libc::waitpid(pid, std::ptr::null_mut(), libc::WNOHANG) };
+        if r == pid || Instant::now() > deadline {
+            panic!("{name} did not start; its log:\n{}", log_tail(state, name));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 fn start_all() -> Servers {
     let venv = venv();
     let state = tempfile::Builder::new()
@@ -215,7 +231,14 @@ fn start_all() -> Servers {
     *STATE_DIR.lock().expect("state") = Some(state.clone());
     unsafe { libc::atexit(stop_all) };
     let templates = cache_dir().join("registry-templates");
-    let (pg, pc, pk, p1) = (free_port(), free_port(), free_port(), free_port());
+    let (pg, pc, pk, p1, pt) = (
+        free_port(),
+        free_port(),
+        free_port(),
+        free_port(),
+        free_port(),
+    );
+    let tls_dir = state.join("tls");
     let s = |x: &str| x.to_string();
     let glance_env = vec![(
         s("DISKFORGE_GLANCE_DB_TEMPLATE"),
@@ -265,6 +288,16 @@ fn start_all() -> Servers {
             args: vec![s("v1"), p1.to_string(), s(V1_TOKEN)],
             env: vec![],
         },
+        Spawn {
+            name: "v1-tls",
+            args: vec![
+                s("v1"),
+                pt.to_string(),
+                s(V1_TOKEN),
+                tls_dir.display().to_string(),
+            ],
+            env: vec![],
+        },
     ];
     let pids = spawn_all(specs, &state);
     let glance = format!("http://127.0.0.1:{pg}");
@@ -280,6 +313,7 @@ fn start_all() -> Servers {
     );
     wait_ready(&format!("{v1}/v1/images/none"), pids[3], "v1", &state);
     wait_ready(&format!("{keystone}/v3"), pids[0], "keystone", &state);
+    wait_tcp(pt, pids[4], "v1-tls", &state);
     let out = Command::new(venv.join("bin/python"))
         .arg(support_dir().join("serve.py"))
         .args([
@@ -307,6 +341,8 @@ fn start_all() -> Servers {
             .expect("project id")
             .to_string(),
         v1,
+        v1_tls: format!("https://127.0.0.1:{pt}"),
+        ca_pem: tls_dir.join("ca.pem"),
         state,
     }
 }

@@ -3,7 +3,7 @@
     python serve.py glance STATE_DIR PORT noauth|context
     python serve.py keystone STATE_DIR PORT
     python serve.py keystone-setup KEYSTONE_URL ADMIN_PASSWORD GLANCE_URL
-    python serve.py v1 PORT [TOKEN]
+    python serve.py v1 PORT [TOKEN [TLS_DIR]]   (TLS_DIR: serve HTTPS, CA in TLS_DIR/ca.pem)
 
 `glance` and `keystone` write a config under STATE_DIR, migrate a sqlite
 database and then exec gunicorn (same pid), so the caller stops the server
@@ -210,7 +210,8 @@ def main():
     elif cmd == "v1":
         sys.path.insert(0, HERE)
         import glance_v1_server
-        glance_v1_server.serve(int(sys.argv[2]), sys.argv[3] if len(sys.argv) > 3 else None)
+        glance_v1_server.serve(int(sys.argv[2]), sys.argv[3] if len(sys.argv) > 3 else None,
+                               sys.argv[4] if len(sys.argv) > 4 else None)
     else:
         sys.exit("unknown command " + cmd)
 
