@@ -39,7 +39,18 @@ export PIP_DISABLE_PIP_VERSION_CHECK=1
 
 if [ ! -x "$venv/bin/python" ]; then
     echo "setup-registry: creating venv $venv"
-    "$python" -m venv "$venv" || fail "cannot create a venv at $venv (apt-get install python3-venv?)"
+    if ! "$python" -m venv "$venv"; then
+        rm -rf "$venv"
+        # Debian/Ubuntu ship venv (ensurepip) separately.
+        if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+            echo "setup-registry: installing python3-venv" >&2
+            apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv \
+                || fail "apt-get install python3-venv failed"
+            "$python" -m venv "$venv" || fail "cannot create a venv at $venv"
+        else
+            fail "cannot create a venv at $venv (install python3-venv)"
+        fi
+    fi
 fi
 echo "setup-registry: installing $want into $venv"
 "$venv/bin/pip" install --quiet --upgrade pip setuptools wheel \
