@@ -13,6 +13,7 @@ pub mod format;
 pub mod info;
 pub mod options;
 pub mod progress;
+pub mod registry;
 pub mod reproducible;
 pub mod size;
 
@@ -22,5 +23,6 @@ pub use error::{Error, Result};
 pub fn run(cli: cli::Cli) -> Result<()> {
     match cli.command {
         cli::Command::Create(args) => create::run(&args),
+        cli::Command::Register(args) => registry::run(&args),
     }
 }

@@ -2,8 +2,10 @@
 //! `--help` and the man page (`man/diskforge.1`).
 
 mod create;
+pub mod register;
 
 pub use create::CreateArgs;
+pub use register::RegisterArgs;
 
 use clap::{Parser, Subcommand};
 
@@ -28,6 +30,8 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     Create(CreateArgs),
+    /// Register an image with OpenStack Glance or Huawei Cloud IMS
+    Register(Box<RegisterArgs>),
 }
 
 /// The program name as invoked (basename of argv[0]), used as the prefix

@@ -1,0 +1,226 @@
+use clap::{ArgAction, Args, ValueEnum};
+
+/// Which registry API to speak.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Api {
+    /// OpenStack Glance Image API v2 (JSON record, then PUT .../file)
+    #[value(name = "glance-v2")]
+    GlanceV2,
+    /// The legacy Image API v1 (x-image-meta-* headers, data in the POST body)
+    #[value(name = "glance-v1")]
+    GlanceV1,
+    /// Huawei Cloud IMS, "Creating Image Metadata (Native OpenStack API)"
+    #[value(name = "ims")]
+    Ims,
+}
+
+/// How to print the final image record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Human,
+    Json,
+}
+
+/// `diskforge register`: publish an image to OpenStack Glance (v2 or v1) or
+/// Huawei Cloud IMS. Flags are named as `openstack image create` names them.
+#[derive(Debug, Args)]
+#[command(
+    about = "Register an image with OpenStack Glance or Huawei Cloud IMS (and upload it)",
+    long_about = "Register the image FILENAME with an image registry: OpenStack Glance Image API v2 \
+(default), the legacy Image API v1, or Huawei Cloud IMS's native OpenStack API; with --upload, \
+stream its data and check the registry's checksums against the ones computed while sending.\n\n\
+Endpoint and credentials follow the OpenStack clients: --os-image-url/OS_IMAGE_URL with \
+--os-token/OS_AUTH_TOKEN (or OS_TOKEN); or Keystone v3 password auth (OS_AUTH_URL, OS_USERNAME, \
+OS_PASSWORD, OS_PROJECT_NAME or OS_PROJECT_ID, OS_USER_DOMAIN_NAME, OS_PROJECT_DOMAIN_NAME, \
+OS_REGION_NAME, OS_INTERFACE) with the image endpoint from the service catalog; or \
+--os-cloud/OS_CLOUD from clouds.yaml (./, ~/.config/openstack, /etc/openstack). Command-line \
+flags win over environment variables, which win over clouds.yaml.\n\n\
+Every value is checked before anything is sent. The token and password are never printed, \
+not even with --debug.",
+    after_help = "Example:\n  diskforge create -f qcow2 disk.qcow2 10G\n  \
+OS_IMAGE_URL=http://glance:9292 OS_AUTH_TOKEN=... diskforge register --upload \\\n      \
+--name 'my disk' --private --property os_distro=ubuntu disk.qcow2"
+)]
+pub struct RegisterArgs {
+    /// The image file to register (and upload with --upload)
+    #[arg(value_name = "FILENAME")]
+    pub filename: Option<String>,
+
+    /// Upload this file's data (as `openstack image create --file`); implies --upload
+    #[arg(long = "file", value_name = "FILE", conflicts_with = "filename")]
+    pub file: Option<String>,
+
+    /// Registry API: glance-v2, glance-v1 or ims
+    #[arg(
+        long = "api",
+        value_enum,
+        default_value = "glance-v2",
+        value_name = "API"
+    )]
+    pub api: Api,
+
+    /// Upload the image data after creating the record, then verify checksums
+    #[arg(long = "upload")]
+    pub upload: bool,
+
+    /// Image name (default: the file name)
+    #[arg(long = "name", value_name = "NAME")]
+    pub name: Option<String>,
+
+    /// Image ID to reserve (a UUID)
+    #[arg(long = "id", value_name = "UUID")]
+    pub id: Option<String>,
+
+    /// Disk format (default: detected: qcow2, vmdk, vdi, vhd, raw)
+    #[arg(long = "disk-format", value_name = "FORMAT")]
+    pub disk_format: Option<String>,
+
+    /// Container format (default: bare)
+    #[arg(long = "container-format", value_name = "FORMAT")]
+    pub container_format: Option<String>,
+
+    /// Image is accessible to all projects (admin only)
+    #[arg(long = "public", group = "vis")]
+    pub public: bool,
+
+    /// Image is accessible only to the owner
+    #[arg(long = "private", group = "vis")]
+    pub private: bool,
+
+    /// Image can be shared with other projects
+    #[arg(long = "shared", group = "vis")]
+    pub shared: bool,
+
+    /// Image is accessible to all projects but not listed
+    #[arg(long = "community", group = "vis")]
+    pub community: bool,
+
+    /// Visibility: public, private, shared or community (default: the registry's)
+    #[arg(long = "visibility", value_name = "VISIBILITY", group = "vis")]
+    pub visibility: Option<String>,
+
+    /// Prevent the image from being deleted
+    #[arg(long = "protected", overrides_with = "unprotected")]
+    pub protected: bool,
+
+    /// Allow the image to be deleted (default)
+    #[arg(long = "unprotected", overrides_with = "protected")]
+    pub unprotected: bool,
+
+    /// Minimum disk size needed to boot the image, in gigabytes
+    #[arg(long = "min-disk", value_name = "DISK_GB", allow_hyphen_values = true)]
+    pub min_disk: Option<String>,
+
+    /// Minimum RAM needed to boot the image, in megabytes
+    #[arg(long = "min-ram", value_name = "RAM_MB", allow_hyphen_values = true)]
+    pub min_ram: Option<String>,
+
+    /// Tag to add (repeatable; IMS wants KEY=VALUE)
+    #[arg(long = "tag", value_name = "TAG", action = ArgAction::Append)]
+    pub tag: Vec<String>,
+
+    /// Extra property KEY=VALUE (repeatable)
+    #[arg(long = "property", value_name = "KEY=VALUE", action = ArgAction::Append)]
+    pub property: Vec<String>,
+
+    /// IMS operating system version (sent as __os_version)
+    #[arg(long = "os-version", value_name = "OS_VERSION")]
+    pub os_version: Option<String>,
+
+    /// Show a progress bar while uploading (the default on a terminal)
+    #[arg(long = "progress")]
+    pub progress: bool,
+
+    /// Quiet: no progress bar
+    #[arg(short = 'q', long = "quiet")]
+    pub quiet: bool,
+
+    /// Keep the image record when the upload fails (default: delete it)
+    #[arg(long = "keep-on-failure")]
+    pub keep_on_failure: bool,
+
+    /// Print the requests that would be sent (token and password redacted); send nothing
+    #[arg(long = "dry-run")]
+    pub dry_run: bool,
+
+    /// Print the final image record as human or json
+    #[arg(
+        long = "output",
+        value_enum,
+        default_value = "human",
+        value_name = "FMT"
+    )]
+    pub output: OutputFormat,
+
+    /// Log each request and response status on stderr (twice: as --debug)
+    #[arg(short = 'v', long = "verbose", action = ArgAction::Count)]
+    pub verbose: u8,
+
+    /// Log requests and responses with headers and JSON bodies (secrets redacted)
+    #[arg(long = "debug")]
+    pub debug: bool,
+
+    /// Image service endpoint, unversioned [env: OS_IMAGE_URL]
+    #[arg(long = "os-image-url", value_name = "URL")]
+    pub os_image_url: Option<String>,
+
+    /// Authentication token [env: OS_AUTH_TOKEN, OS_TOKEN]
+    #[arg(long = "os-token", value_name = "TOKEN")]
+    pub os_token: Option<String>,
+
+    /// Keystone URL [env: OS_AUTH_URL]
+    #[arg(long = "os-auth-url", value_name = "URL")]
+    pub os_auth_url: Option<String>,
+
+    /// User name [env: OS_USERNAME]
+    #[arg(long = "os-username", value_name = "NAME")]
+    pub os_username: Option<String>,
+
+    /// Password [env: OS_PASSWORD]
+    #[arg(long = "os-password", value_name = "PASSWORD")]
+    pub os_password: Option<String>,
+
+    /// Project name [env: OS_PROJECT_NAME]
+    #[arg(long = "os-project-name", value_name = "NAME")]
+    pub os_project_name: Option<String>,
+
+    /// Project ID [env: OS_PROJECT_ID]
+    #[arg(long = "os-project-id", value_name = "ID")]
+    pub os_project_id: Option<String>,
+
+    /// User's domain name [env: OS_USER_DOMAIN_NAME] (default: Default)
+    #[arg(long = "os-user-domain-name", value_name = "NAME")]
+    pub os_user_domain_name: Option<String>,
+
+    /// Project's domain name [env: OS_PROJECT_DOMAIN_NAME] (default: Default)
+    #[arg(long = "os-project-domain-name", value_name = "NAME")]
+    pub os_project_domain_name: Option<String>,
+
+    /// Region of the image endpoint [env: OS_REGION_NAME]
+    #[arg(long = "os-region-name", value_name = "REGION")]
+    pub os_region_name: Option<String>,
+
+    /// Endpoint interface: public, internal or admin [env: OS_INTERFACE] (default: public)
+    #[arg(long = "os-interface", value_name = "INTERFACE")]
+    pub os_interface: Option<String>,
+
+    /// Cloud in clouds.yaml [env: OS_CLOUD]
+    #[arg(long = "os-cloud", value_name = "NAME")]
+    pub os_cloud: Option<String>,
+
+    /// CA bundle (PEM) to verify the servers' TLS certificates [env: OS_CACERT]
+    #[arg(long = "os-cacert", value_name = "FILE")]
+    pub os_cacert: Option<String>,
+
+    /// Do not verify TLS certificates
+    #[arg(long = "insecure")]
+    pub insecure: bool,
+
+    /// Seconds to wait for a connection or for each read/write (default 60)
+    #[arg(long = "timeout", value_name = "SECONDS")]
+    pub timeout: Option<String>,
+
+    /// How many times to retry on 5xx answers and connection resets (default 3)
+    #[arg(long = "retries", value_name = "N")]
+    pub retries: Option<String>,
+}

@@ -1,0 +1,409 @@
+//! `diskforge register`: publish an image to an image registry.
+//!
+//! One module per API ([`glance_v2`], [`glance_v1`], [`ims`]) over one
+//! small HTTP/auth layer ([`http`], [`auth`]); [`image`] builds and checks
+//! the record, [`upload`] streams and verifies the data.
+
+pub mod auth;
+pub mod glance_v1;
+pub mod glance_v2;
+pub mod http;
+pub mod image;
+pub mod ims;
+pub mod upload;
+
+use crate::cli::register::{Api, OutputFormat, RegisterArgs};
+use crate::error::{Error, Result};
+use crate::progress::Progress;
+use auth::{Connection, Settings};
+use http::{Http, HttpSettings, LogLevel};
+use image::ImageMeta;
+use serde_json::Value;
+use std::fs::File;
+use std::path::Path;
+use std::time::Duration;
+use upload::HashingReader;
+
+/// Default connect and per-read/write timeout, in seconds.
+const DEFAULT_TIMEOUT_SECS: f64 = 60.0;
+/// Default number of retries on 5xx answers and connection failures.
+const DEFAULT_RETRIES: u32 = 3;
+/// Most retries accepted by `--retries`.
+const MAX_RETRIES: u32 = 10;
+
+/// Runs `diskforge register`.
+pub fn run(args: &RegisterArgs) -> Result<()> {
+    let settings = Settings::gather(args)?;
+    let secrets = settings.secrets();
+    let result = register(args, settings);
+    // Whatever went wrong, the error line never carries a secret.
+    result.map_err(|e| scrub_error(e, &secrets))
+}
+
+fn scrub_error(e: Error, secrets: &[String]) -> Error {
+    let scrub = |s: String| {
+        secrets
+            .iter()
+            .filter(|x| x.len() >= http::MIN_SCRUBBED_SECRET)
+            .fold(s, |acc, x| acc.replace(x.as_str(), http::REDACTED))
+    };
+    match e {
+        Error::Usage(m) => Error::Usage(scrub(m)),
+        Error::Failed(m) => Error::Failed(scrub(m)),
+        Error::Io { context, source } => Error::Io {
+            context: scrub(context),
+            source,
+        },
+    }
+}
+
+fn parse_timeout(v: Option<&str>) -> Result<Duration> {
+    let Some(v) = v else {
+        return Ok(Duration::from_secs_f64(DEFAULT_TIMEOUT_SECS));
+    };
+    match v.trim().parse::<f64>() {
+        Ok(s) if s.is_finite() && s > 0.0 && s <= 86400.0 => Ok(Duration::from_secs_f64(s)),
+        _ => Err(Error::Usage(format!(
+            "--timeout '{v}': must be a number of seconds above 0 (at most 86400)"
+        ))),
+    }
+}
+
+fn parse_retries(v: Option<&str>) -> Result<u32> {
+    let Some(v) = v else {
+        return Ok(DEFAULT_RETRIES);
+    };
+    match v.trim().parse::<u32>() {
+        Ok(n) if n <= MAX_RETRIES => Ok(n),
+        _ => Err(Error::Usage(format!(
+            "--retries '{v}': must be a whole number from 0 to {MAX_RETRIES}"
+        ))),
+    }
+}
+
+fn register(args: &RegisterArgs, settings: Settings) -> Result<()> {
+    let Some(file) = args.file.as_deref().or(args.filename.as_deref()) else {
+        return Err(Error::Usage(
+            "register: missing FILENAME (the image to register, or --file FILE); try '--help'"
+                .to_string(),
+        ));
+    };
+    let upload = args.upload || args.file.is_some();
+    let path = Path::new(file);
+    let md = std::fs::metadata(path).map_err(Error::io_at(path, "Could not open"))?;
+    if md.is_dir() {
+        return Err(Error::usage_for(file, "is a directory, not an image file"));
+    }
+    let size = if md.file_type().is_file() {
+        md.len()
+    } else {
+        // A block device: its size is where its end is.
+        use std::io::{Seek, SeekFrom};
+        File::open(path)
+            .and_then(|mut f| f.seek(SeekFrom::End(0)))
+            .map_err(Error::io_at(path, "Could not read the size of"))?
+    };
+
+    let mut meta = ImageMeta::from_args(args, path)?;
+    // Glance v2 takes the id from the client: choosing it here makes a
+    // retried create safe (a second attempt meets its own id, never
+    // makes a second image).
+    if args.api == Api::GlanceV2 && meta.id.is_none() && !args.dry_run {
+        meta.id = Some(image::random_uuid()?);
+    }
+    settings.check()?;
+    let log = if args.debug || args.verbose >= 2 {
+        LogLevel::Debug
+    } else if args.verbose == 1 {
+        LogLevel::Requests
+    } else {
+        LogLevel::Quiet
+    };
+    let http = Http::new(HttpSettings {
+        timeout: parse_timeout(args.timeout.as_deref())?,
+        retries: parse_retries(args.retries.as_deref())?,
+        ca_file: settings.cacert.clone(),
+        insecure: settings.insecure,
+        log,
+    })?;
+    for s in settings.secrets() {
+        http.add_secret(&s);
+    }
+
+    let conn = auth::connect(&settings, &http, args.dry_run)?;
+    let job = Job {
+        args,
+        http: &http,
+        conn: &conn,
+        path,
+        size,
+        upload,
+    };
+    let record = match args.api {
+        Api::GlanceV2 | Api::Ims => job.register_v2(&meta)?,
+        Api::GlanceV1 => job.register_v1(&meta)?,
+    };
+    if let Some(record) = record {
+        print_record(&record, args.output);
+    }
+    Ok(())
+}
+
+/// One registration: what to send where.
+struct Job<'a> {
+    args: &'a RegisterArgs,
+    http: &'a Http,
+    conn: &'a Connection,
+    path: &'a Path,
+    size: u64,
+    upload: bool,
+}
+
+impl Job<'_> {
+    fn open(&self) -> Result<File> {
+        File::open(self.path).map_err(Error::io_at(self.path, "Could not open"))
+    }
+
+    fn progress(&self) -> Progress {
+        Progress::new(self.args.quiet, self.size, "Uploading")
+    }
+
+    fn note(&self, text: &str) {
+        eprintln!("{}: {}", crate::cli::program_name(), self.http.scrub(text));
+    }
+
+    /// Glance v2 / IMS: create the record, then stream the data and verify.
+    fn register_v2(&self, meta: &ImageMeta) -> Result<Option<Value>> {
+        let body = meta.to_v2_json(self.args.api);
+        let create = glance_v2::create_request(self.conn, body);
+        if self.args.dry_run {
+            println!("{}", create.describe());
+            if self.upload {
+                let id = meta.id.as_deref().unwrap_or("<id from the reply>");
+                let mut empty = std::io::empty();
+                let up = glance_v2::upload_request(
+                    self.conn,
+                    id,
+                    &mut empty,
+                    self.size,
+                    self.path.display().to_string(),
+                );
+                println!("{}", up.describe());
+            }
+            return Ok(None);
+        }
+        let reply = self.http.send(create, "creating the image")?;
+        let record = match (reply.status, reply.attempts, &meta.id) {
+            // A retried create that meets its own id: an earlier attempt
+            // reached the registry after all. Take that record if it is
+            // the one we asked for.
+            (409, 2.., Some(id)) => match glance_v2::get(self.http, self.conn, id) {
+                Ok(r)
+                    if r.get("name").and_then(Value::as_str) == Some(meta.name.as_str())
+                        && r.get("status").and_then(Value::as_str) == Some("queued") =>
+                {
+                    r
+                }
+                _ => glance_v2::created(reply, |r| r.error_line())?,
+            },
+            _ => glance_v2::created(reply, |r| r.error_line())?,
+        };
+        if !self.upload {
+            return Ok(Some(record));
+        }
+        let id = record
+            .get("id")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        match self.upload_v2(&id) {
+            Ok(record) => Ok(Some(record)),
+            Err(e) => Err(self.after_failure(&id, e)),
+        }
+    }
+
+    fn upload_v2(&self, id: &str) -> Result<Value> {
+        let mut reader = HashingReader::new(self.open()?, self.progress());
+        let req = glance_v2::upload_request(
+            self.conn,
+            id,
+            &mut reader,
+            self.size,
+            self.path.display().to_string(),
+        );
+        let reply = self.http.send(req, "uploading the image data")?;
+        let sent = reader.finish()?;
+        if !reply.ok() {
+            return Err(Error::Failed(format!(
+                "the registry refused the image data: {}",
+                reply.error_line()
+            )));
+        }
+        let record = glance_v2::get(self.http, self.conn, id)?;
+        for n in upload::verify(&record, &sent, self.path)? {
+            self.note(&n);
+        }
+        Ok(record)
+    }
+
+    /// After a failed upload or verification: say what was left behind and
+    /// delete it unless `--keep-on-failure`.
+    fn after_failure(&self, id: &str, e: Error) -> Error {
+        let status = glance_v2::get(self.http, self.conn, id)
+            .ok()
+            .and_then(|r| r.get("status").and_then(Value::as_str).map(str::to_string))
+            .unwrap_or_else(|| "unknown".to_string());
+        let delete = |id: &str| glance_v2::delete(self.http, self.conn, id);
+        failure_line(e, id, &status, self.args.keep_on_failure, delete)
+    }
+
+    /// Image API v1: one POST with headers and (with --upload) the data.
+    fn register_v1(&self, meta: &ImageMeta) -> Result<Option<Value>> {
+        if self.args.dry_run {
+            let mut empty = std::io::empty();
+            let data = self.upload.then(|| {
+                (
+                    &mut empty as &mut dyn std::io::Read,
+                    self.size,
+                    self.path.display().to_string(),
+                )
+            });
+            println!(
+                "{}",
+                glance_v1::create_request(self.conn, meta, data).describe()
+            );
+            return Ok(None);
+        }
+        if !self.upload {
+            let req = glance_v1::create_request(self.conn, meta, None);
+            let reply = self.http.send(req, "creating the image")?;
+            return glance_v1::created(&reply).map(Some);
+        }
+        let mut reader = HashingReader::new(self.open()?, self.progress());
+        let what = self.path.display().to_string();
+        let req = glance_v1::create_request(self.conn, meta, Some((&mut reader, self.size, what)));
+        let reply = self.http.send(req, "creating the image with its data")?;
+        let sent = reader.finish()?;
+        let record = glance_v1::created(&reply)?;
+        match upload::verify(&record, &sent, self.path) {
+            Ok(notes) => {
+                for n in notes {
+                    self.note(&n);
+                }
+                Ok(Some(record))
+            }
+            Err(e) => {
+                let id = record
+                    .get("id")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string();
+                let status = record
+                    .get("status")
+                    .and_then(Value::as_str)
+                    .unwrap_or("unknown")
+                    .to_string();
+                let delete = |id: &str| {
+                    let url = format!("{}/{id}", glance_v1::images_url(self.conn));
+                    let req = http::Request::new("DELETE", url).token(self.conn.token.as_ref());
+                    let reply = self.http.send(req, "deleting the image")?;
+                    if reply.ok() || reply.status == 404 {
+                        Ok(())
+                    } else {
+                        Err(Error::Failed(format!(
+                            "deleting the image {id}: {}",
+                            reply.error_line()
+                        )))
+                    }
+                };
+                Err(failure_line(
+                    e,
+                    &id,
+                    &status,
+                    self.args.keep_on_failure,
+                    delete,
+                ))
+            }
+        }
+    }
+}
+
+/// The one error line after a failed upload: why, what was left, and
+/// whether it was deleted.
+fn failure_line(
+    e: Error,
+    id: &str,
+    status: &str,
+    keep: bool,
+    delete: impl FnOnce(&str) -> Result<()>,
+) -> Error {
+    if keep {
+        return Error::Failed(format!(
+            "{e}; image {id} left behind (status {status}, kept by --keep-on-failure; \
+             a failed upload cannot be retried on it: delete it with `openstack image delete {id}`)"
+        ));
+    }
+    match delete(id) {
+        Ok(()) => Error::Failed(format!(
+            "{e}; the image record {id} (status {status}) was deleted (--keep-on-failure keeps it)"
+        )),
+        Err(d) => Error::Failed(format!(
+            "{e}; image {id} left behind (status {status}); deleting it failed: {d}"
+        )),
+    }
+}
+
+/// Prints the final record: pretty JSON, or one `field  value` line per
+/// field, sorted, as `openstack image show` lists them.
+fn print_record(record: &Value, output: OutputFormat) {
+    match output {
+        OutputFormat::Json => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(record).unwrap_or_default()
+            );
+        }
+        OutputFormat::Human => {
+            let Some(obj) = record.as_object() else {
+                println!("{record}");
+                return;
+            };
+            let mut keys: Vec<&String> = obj.keys().collect();
+            keys.sort();
+            let width = keys.iter().map(|k| k.len()).max().unwrap_or(0);
+            for k in keys {
+                let v = &obj[k.as_str()];
+                let text = match v {
+                    Value::Null => String::new(),
+                    Value::String(s) => s.clone(),
+                    Value::Array(a) => a
+                        .iter()
+                        .map(|x| {
+                            x.as_str()
+                                .map(str::to_string)
+                                .unwrap_or_else(|| x.to_string())
+                        })
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    Value::Object(o) => {
+                        let mut parts: Vec<String> = o
+                            .iter()
+                            .map(|(pk, pv)| {
+                                format!(
+                                    "{pk}='{}'",
+                                    pv.as_str()
+                                        .map(str::to_string)
+                                        .unwrap_or_else(|| pv.to_string())
+                                )
+                            })
+                            .collect();
+                        parts.sort();
+                        parts.join(", ")
+                    }
+                    other => other.to_string(),
+                };
+                println!("{k:<width$}  {text}");
+            }
+        }
+    }
+}
