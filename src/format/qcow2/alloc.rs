@@ -752,20 +752,19 @@ impl Layout {
 }
 
 /// The data file grows to `end` (file-posix truncate): with preallocation
-/// the new part is filled; without, a file growing from empty gets its
-/// first block written.
+/// the new part is filled; a file growing from empty without
+/// preallocation or with fallocate also gets its first block written
+/// (`allocate_first_block`, for qemu's alignment probing).
 fn grow_data_file(d: &mut DataFileLayout, end: u64, fill: Option<Fill>) {
     if end <= d.len {
         return;
     }
-    match fill {
-        Some(f) => d.fill = Some((f, d.len, end)),
-        None => {
-            if d.len == 0 {
-                let n = if end < 4096 { 512 } else { 4096 };
-                d.first_block = Some((0, n));
-            }
-        }
+    if d.len == 0 && fill != Some(Fill::Zeros) {
+        let n = if end < 4096 { 512 } else { 4096 };
+        d.first_block = Some((0, n));
+    }
+    if let Some(f) = fill {
+        d.fill = Some((f, d.len, end));
     }
     d.len = end;
 }

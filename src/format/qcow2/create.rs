@@ -290,6 +290,8 @@ struct Sink<'a> {
     buf: Vec<u8>,
     at: u64,
     progress: Progress,
+    /// A chunk of zeros for large zero writes (allocated on first use).
+    zero: Vec<u8>,
 }
 
 impl<'a> Sink<'a> {
@@ -300,6 +302,7 @@ impl<'a> Sink<'a> {
             buf: Vec::with_capacity(WRITE_CHUNK),
             at: 0,
             progress,
+            zero: Vec::new(),
         }
     }
 
@@ -334,10 +337,19 @@ impl<'a> Sink<'a> {
     }
 
     fn zeros(&mut self, off: u64, len: u64) -> Result<()> {
+        if len <= WRITE_CHUNK as u64 / 4 {
+            self.slot(off, len as usize)?;
+            return Ok(());
+        }
+        self.flush()?;
+        if self.zero.is_empty() {
+            self.zero = vec![0u8; WRITE_CHUNK];
+        }
         let mut done = 0;
         while done < len {
             let n = (len - done).min(WRITE_CHUNK as u64) as usize;
-            self.slot(off + done, n)?;
+            self.write_at(&self.zero[..n], off + done)?;
+            self.progress.advance(n as u64);
             done += n as u64;
         }
         Ok(())
