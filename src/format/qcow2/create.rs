@@ -182,8 +182,17 @@ pub fn create(ctx: &CreateContext) -> Result<()> {
             ));
         }
     };
-    let header = header_cluster(&opts, &layout, size)
-        .ok_or_else(|| ctx.failed("Could not update qcow2 header: No space left on device"))?;
+    let header = header_cluster(&opts, &layout, size).map_err(|with_backing| {
+        if with_backing {
+            ctx.failed(format!(
+                "Could not assign backing file '{}' with format '{}': No space left on device",
+                opts.backing_file.as_deref().unwrap_or(""),
+                opts.backing_fmt.as_deref().unwrap_or("")
+            ))
+        } else {
+            ctx.failed("Could not update qcow2 header: No space left on device")
+        }
+    })?;
     let data = match &opts.data_file {
         Some(name) => Some((name.as_str(), ctx.create_file(Path::new(name))?)),
         None => None,
@@ -196,8 +205,14 @@ pub fn create(ctx: &CreateContext) -> Result<()> {
 }
 
 /// The first cluster: header, extensions, end marker, backing file name.
-/// `None` when it does not fit in a cluster.
-fn header_cluster(opts: &Qcow2Options, layout: &Layout, size: u64) -> Option<Vec<u8>> {
+/// `Err(with_backing)` when it does not fit in a cluster: qemu finds out
+/// either when it first writes the full header (data file extension,
+/// feature table) or when it adds the backing file (`true`).
+fn header_cluster(
+    opts: &Qcow2Options,
+    layout: &Layout,
+    size: u64,
+) -> std::result::Result<Vec<u8>, bool> {
     let geo = &layout.geo;
     let cs = geo.cluster_size() as usize;
     let mut incompatible = 0;
@@ -234,16 +249,8 @@ fn header_cluster(opts: &Qcow2Options, layout: &Layout, size: u64) -> Option<Vec
         compression_type: opts.compression_type,
         ..Header::default()
     };
+    let fixed = header.to_bytes().len();
     let mut tail = Vec::new();
-    if let (Some(_), Some(fmt)) = (&opts.backing_file, &opts.backing_fmt) {
-        tail.extend(
-            Extension {
-                kind: EXT_BACKING_FORMAT,
-                data: fmt.as_bytes().to_vec(),
-            }
-            .to_bytes(),
-        );
-    }
     if let Some(name) = &opts.data_file {
         tail.extend(
             Extension {
@@ -257,7 +264,16 @@ fn header_cluster(opts: &Qcow2Options, layout: &Layout, size: u64) -> Option<Vec
         tail.extend(Extension::feature_table().to_bytes());
     }
     tail.extend([0u8; 8]);
-    let fixed = header.to_bytes().len();
+    if fixed + tail.len() > cs {
+        return Err(false);
+    }
+    if let (Some(_), Some(fmt)) = (&opts.backing_file, &opts.backing_fmt) {
+        let ext = Extension {
+            kind: EXT_BACKING_FORMAT,
+            data: fmt.as_bytes().to_vec(),
+        };
+        tail.splice(0..0, ext.to_bytes());
+    }
     if let Some(b) = &opts.backing_file {
         header.backing_file_offset = (fixed + tail.len()) as u64;
         header.backing_file_size = b.len() as u32;
@@ -266,10 +282,10 @@ fn header_cluster(opts: &Qcow2Options, layout: &Layout, size: u64) -> Option<Vec
     let mut out = header.to_bytes();
     out.extend(tail);
     if out.len() > cs {
-        return None;
+        return Err(true);
     }
     out.resize(cs, 0);
-    Some(out)
+    Ok(out)
 }
 
 /// One piece of the image file to write, in file order.
