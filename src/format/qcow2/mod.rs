@@ -1,5 +1,6 @@
 //! qcow2: qemu's copy-on-write format (`docs/interop/qcow2.rst`).
 
+pub mod alloc;
 pub mod create;
 pub mod header;
 
