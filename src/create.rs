@@ -227,27 +227,21 @@ pub fn run(args: &CreateArgs) -> Result<()> {
         opts.set_number("size", size)
             .map_err(|e| Error::usage_for(filename, e))?;
     }
-    if let Some(b) = &args.backing {
-        opts.set("backing_file", b).map_err(|_| {
-            Error::usage_for(
-                filename,
-                format!(
-                    "Backing file not supported for file format '{}'",
-                    format.name()
-                ),
-            )
-        })?;
-    }
-    if let Some(f) = &args.backing_format {
-        opts.set("backing_fmt", f).map_err(|_| {
-            Error::usage_for(
-                filename,
-                format!(
-                    "Backing file not supported for file format '{}'",
-                    format.name()
-                ),
-            )
-        })?;
+    for (name, value) in [
+        ("backing_file", &args.backing),
+        ("backing_fmt", &args.backing_format),
+    ] {
+        if let Some(v) = value {
+            opts.set(name, v).map_err(|_| {
+                Error::usage_for(
+                    filename,
+                    format!(
+                        "Backing file not supported for file format '{}'",
+                        format.name()
+                    ),
+                )
+            })?;
+        }
     }
 
     check_backing(filename, format, &mut opts, args.unsafe_backing)?;

@@ -141,3 +141,32 @@ pub fn virtual_size(path: &Path, format: Format) -> Result<u64> {
         Format::Vpc => vpc::virtual_size(path),
     }
 }
+
+/// Opens `path` and reads its fixed-size header of `N` bytes, refusing a
+/// file too small to hold it: "Image not in {what} format (file is ...)".
+/// Returns the open file (for further reads), its length and the header.
+pub(crate) fn read_fixed_header<const N: usize>(
+    path: &Path,
+    what: &str,
+) -> Result<(File, u64, [u8; N])> {
+    use std::os::unix::fs::FileExt;
+    let file = File::open(path).map_err(Error::io_at(path, "Could not open"))?;
+    let len = file
+        .metadata()
+        .map_err(Error::io_at(path, "Could not open"))?
+        .len();
+    if len < N as u64 {
+        return Err(Error::Failed(format!(
+            "{}: Image not in {what} format (file is {len} bytes, too small for the {N}-byte header)",
+            path.display()
+        )));
+    }
+    let mut buf = [0u8; N];
+    file.read_exact_at(&mut buf, 0).map_err(|e| {
+        Error::io(
+            format!("{}: Could not read the {what} header", path.display()),
+            e,
+        )
+    })?;
+    Ok((file, len, buf))
+}

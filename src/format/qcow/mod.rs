@@ -17,7 +17,6 @@ use header::{
     HEADER_BYTES, L1_ALIGNMENT, L2_BITS, L2_BITS_RANGE, L2_BITS_WITH_BACKING,
     MAX_BACKING_FILE_SIZE, QCOW_VERSION, QcowHeader,
 };
-use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
@@ -133,22 +132,7 @@ pub struct QcowImage {
 /// checks and messages. Every header field is untrusted; the L1 table
 /// (which qemu loads) is not needed and not read.
 pub fn read_image(path: &Path) -> Result<QcowImage> {
-    let file = File::open(path).map_err(Error::io_at(path, "Could not open"))?;
-    let len = file
-        .metadata()
-        .map_err(Error::io_at(path, "Could not open"))?
-        .len();
-    if len < HEADER_BYTES as u64 {
-        return Err(bad(
-            path,
-            format!(
-                "Image not in qcow format (file is {len} bytes, too small for the {HEADER_BYTES}-byte header)"
-            ),
-        ));
-    }
-    let mut buf = [0u8; HEADER_BYTES];
-    file.read_exact_at(&mut buf, 0)
-        .map_err(Error::io_at(path, "Could not read the qcow header"))?;
+    let (file, len, buf) = super::read_fixed_header::<HEADER_BYTES>(path, "qcow")?;
     let h = QcowHeader::parse(&buf);
     if h.magic != QCOW_MAGIC {
         return Err(bad(path, "Image not in qcow format (bad magic)"));

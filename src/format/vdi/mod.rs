@@ -167,22 +167,7 @@ fn bad(path: &Path, message: impl std::fmt::Display) -> Error {
 /// untrusted; nothing is allocated or looped over by a header field (the
 /// block map, which qemu loads whole, is not needed here).
 pub fn read_header(path: &Path) -> Result<VdiHeader> {
-    let file = File::open(path).map_err(Error::io_at(path, "Could not open"))?;
-    let len = file
-        .metadata()
-        .map_err(Error::io_at(path, "Could not open"))?
-        .len();
-    if len < HEADER_BYTES as u64 {
-        return Err(bad(
-            path,
-            format!(
-                "Image not in VDI format (file is {len} bytes, too small for the {HEADER_BYTES}-byte header)"
-            ),
-        ));
-    }
-    let mut buf = [0u8; HEADER_BYTES];
-    file.read_exact_at(&mut buf, 0)
-        .map_err(Error::io_at(path, "Could not read the VDI header"))?;
+    let (_file, _len, buf) = super::read_fixed_header::<HEADER_BYTES>(path, "VDI")?;
     let mut h = VdiHeader::parse(&buf);
     if h.disk_size > VDI_DISK_SIZE_MAX {
         return Err(bad(
