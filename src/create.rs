@@ -115,6 +115,13 @@ impl<'a> CreateContext<'a> {
                 )
             })?;
         self.created.borrow_mut().push(path.to_path_buf());
+        set_file_attributes(
+            &file,
+            self.flag("nocow", false),
+            self.options
+                .get_number("extent_size_hint")
+                .unwrap_or(DEFAULT_EXTENT_SIZE_HINT),
+        );
         Ok(file)
     }
 
@@ -159,6 +166,64 @@ impl<'a> CreateContext<'a> {
     /// A bool option with its default.
     pub fn flag(&self, name: &str, default: bool) -> bool {
         self.options.get_bool(name).unwrap_or(default)
+    }
+}
+
+/// qemu's file driver asks for a 1 MiB extent size hint unless told
+/// otherwise (`extent_size_hint=0` disables it).
+const DEFAULT_EXTENT_SIZE_HINT: u64 = 1 << 20;
+
+/// Applies the file protocol's `nocow` (btrfs: `FS_NOCOW_FL`) and
+/// `extent_size_hint` (XFS: `fsx_extsize`) to a new, empty file, as qemu's
+/// file driver does. Both are optimisations: like qemu, failures (file
+/// systems without these attributes, such as ext4) are ignored.
+fn set_file_attributes(file: &File, nocow: bool, extent_size_hint: u64) {
+    use std::os::fd::AsRawFd;
+    /// `_IOR('f', 1, long)` and `_IOW('f', 2, long)` from linux/fs.h.
+    const FS_IOC_GETFLAGS: libc::c_ulong = 0x8008_6601;
+    const FS_IOC_SETFLAGS: libc::c_ulong = 0x4008_6602;
+    /// "Do not cow file" (linux/fs.h).
+    const FS_NOCOW_FL: libc::c_long = 0x0080_0000;
+    /// `_IOR('X', 31, struct fsxattr)` and `_IOW('X', 32, struct fsxattr)`.
+    const FS_IOC_FSGETXATTR: libc::c_ulong = 0x801c_581f;
+    const FS_IOC_FSSETXATTR: libc::c_ulong = 0x401c_5820;
+    /// "extent size allocator hint" flag of `fsx_xflags`.
+    const FS_XFLAG_EXTSIZE: u32 = 0x0000_0800;
+    /// `struct fsxattr` from linux/fs.h.
+    #[repr(C)]
+    #[derive(Default)]
+    struct FsXattr {
+        fsx_xflags: u32,
+        fsx_extsize: u32,
+        fsx_nextents: u32,
+        fsx_projid: u32,
+        fsx_cowextsize: u32,
+        fsx_pad: [u8; 8],
+    }
+    let fd = file.as_raw_fd();
+    if nocow {
+        let mut attr: libc::c_long = 0;
+        // SAFETY: the ioctls read/write one `long` through a valid pointer
+        // on a valid descriptor; errors are returned, not signalled.
+        unsafe {
+            if libc::ioctl(fd, FS_IOC_GETFLAGS as _, &mut attr) == 0 {
+                attr |= FS_NOCOW_FL;
+                libc::ioctl(fd, FS_IOC_SETFLAGS as _, &attr);
+            }
+        }
+    }
+    if let Ok(hint) = u32::try_from(extent_size_hint)
+        && hint > 0
+    {
+        let mut attr = FsXattr::default();
+        // SAFETY: as above, with a `struct fsxattr` of the kernel's layout.
+        unsafe {
+            if libc::ioctl(fd, FS_IOC_FSGETXATTR as _, &mut attr) == 0 {
+                attr.fsx_xflags |= FS_XFLAG_EXTSIZE;
+                attr.fsx_extsize = hint;
+                libc::ioctl(fd, FS_IOC_FSSETXATTR as _, &attr);
+            }
+        }
     }
 }
 
