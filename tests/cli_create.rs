@@ -673,3 +673,47 @@ fn full_disk_removes_partial_image() {
         assert!(err.contains("removed"), "{fmt} {opt}: {err}");
     }
 }
+
+/// Runs diskforge under a pseudo-terminal (util-linux `script`), so that
+/// stderr is a terminal, and returns everything it wrote.
+fn on_terminal(dir: &Path, args: &str) -> String {
+    let cmd = format!("{} {args}", diskforge_bin().display());
+    let out = std::process::Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .current_dir(dir)
+        .output()
+        .expect("run script(1) from util-linux");
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Long work draws a progress bar on a terminal, none with -q, and none
+/// when stderr is not a terminal.
+#[test]
+fn progress_bar_only_on_a_terminal() {
+    let dir = tempdir();
+    for fmt in ["raw", "qcow2"] {
+        let shown = on_terminal(
+            dir.path(),
+            &format!("create -f {fmt} -o preallocation=full img 256M"),
+        );
+        assert!(
+            shown.contains('[') && shown.contains("MiB"),
+            "{fmt}: no progress bar on a terminal: {shown:?}"
+        );
+        let quiet = on_terminal(
+            dir.path(),
+            &format!("create -q -f {fmt} -o preallocation=full img 256M"),
+        );
+        assert_eq!(quiet, "", "{fmt}: -q must print nothing");
+        let piped = diskforge(
+            dir.path(),
+            &["create", "-f", fmt, "-o", "preallocation=full", "img", "256M"],
+        )
+        .ok();
+        assert_eq!(
+            piped.stderr, "",
+            "{fmt}: no bar when stderr is not a terminal"
+        );
+    }
+}
