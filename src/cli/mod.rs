@@ -2,8 +2,10 @@
 //! `--help` and the man page (`man/diskforge.1`).
 
 mod create;
+mod info;
 
 pub use create::CreateArgs;
+pub use info::{InfoArgs, OutputFormat};
 
 use clap::{Parser, Subcommand};
 
@@ -29,6 +31,8 @@ pub struct Cli {
 pub enum Command {
     /// Create a new disk image (qemu-img create)
     Create(CreateArgs),
+    /// Display information about a disk image (qemu-img info)
+    Info(InfoArgs),
 }
 
 /// The program name as invoked (basename of argv[0]), used as the prefix

@@ -2,6 +2,7 @@
 
 pub mod create;
 pub mod header;
+pub mod inspect;
 
 pub use create::create;
 
