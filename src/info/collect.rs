@@ -20,6 +20,12 @@ fn open_failed(filename: &str, why: impl std::fmt::Display) -> Error {
 /// Opens `filename` as qemu's `file` driver would, with its errors.
 fn open_file(filename: &str) -> Result<(File, std::fs::Metadata)> {
     let path = Path::new(filename);
+    // A FIFO or socket would block the open (qemu-img hangs on a FIFO).
+    if let Ok(m) = std::fs::metadata(path) {
+        if !is_openable(&m) {
+            return Err(not_regular(filename));
+        }
+    }
     let file = File::open(path).map_err(|e| {
         open_failed(
             filename,
@@ -29,13 +35,25 @@ fn open_file(filename: &str) -> Result<(File, std::fs::Metadata)> {
     let meta = file
         .metadata()
         .map_err(|e| open_failed(filename, describe_io(&e)))?;
-    if meta.is_dir() {
-        return Err(open_failed(
-            filename,
-            format!("'file' driver requires '{filename}' to be a regular file"),
-        ));
+    if !is_openable(&meta) {
+        return Err(not_regular(filename));
     }
     Ok((file, meta))
+}
+
+/// Regular files and devices can be read as images; directories, FIFOs
+/// and sockets cannot.
+fn is_openable(m: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::FileTypeExt;
+    let t = m.file_type();
+    t.is_file() || t.is_block_device() || t.is_char_device()
+}
+
+fn not_regular(filename: &str) -> Error {
+    open_failed(
+        filename,
+        format!("'file' driver requires '{filename}' to be a regular file"),
+    )
 }
 
 /// The format of `filename` from its content.
@@ -68,7 +86,12 @@ pub fn file_node(filename: &str) -> Result<ImageInfo> {
     let len = file_length(&file, &meta).map_err(|e| open_failed(filename, describe_io(&e)))?;
     Ok(ImageInfo {
         filename: filename.to_string(),
-        format: "file".to_string(),
+        format: if meta.is_file() {
+            "file"
+        } else {
+            "host_device"
+        }
+        .to_string(),
         virtual_size: round_to_sector(len),
         actual_size: Some(meta.blocks().saturating_mul(512)),
         dirty_flag: Some(false),

@@ -52,6 +52,13 @@ const BACKING_FORMAT_BUF: u32 = 16;
 const MAX_BITMAPS: u32 = 65535;
 /// qemu's QCOW2_MAX_BITMAP_DIRECTORY_SIZE.
 const MAX_BITMAP_DIRECTORY_SIZE: u64 = 1024 * MAX_BITMAPS as u64;
+/// Bitmap constraints qemu checks at load (qcow2-bitmap.c).
+const BME_MAX_TABLE_SIZE: u32 = 0x0800_0000;
+const BME_MAX_PHYS_SIZE: u64 = 0x2000_0000;
+const BME_MIN_GRANULARITY_BITS: u32 = 9;
+const BME_MAX_GRANULARITY_BITS: u32 = 31;
+const BME_RESERVED_FLAGS: u32 = !0x7;
+const BT_DIRTY_TRACKING_BITMAP: u8 = 1;
 /// Bitmap directory entry: fixed part.
 const BITMAP_ENTRY_SIZE: usize = 24;
 /// Longest bitmap name (qcow2 spec).
@@ -347,9 +354,6 @@ fn check_features(h: &Header, ext: &Extensions) -> Result<()> {
             h.crypt_method
         )));
     }
-    if h.incompatible_features & INCOMPAT_DATA_FILE != 0 && ext.data_file.is_none() {
-        return Err(fail("'data-file' is required for this image"));
-    }
     Ok(())
 }
 
@@ -473,7 +477,9 @@ fn read_snapshots(f: &ImageFile, h: &Header) -> Result<Vec<SnapshotInfo>> {
 }
 
 /// The persistent bitmaps' names, granularities and flags, from the
-/// bitmap directory (bounded as qemu bounds it).
+/// bitmap directory, with the checks qemu makes when it loads them. The
+/// directory is bounded as qemu bounds it (64 MiB) and only the part
+/// inside the file is read: past the end it is zeros.
 fn read_bitmaps(f: &ImageFile, h: &Header, b: &BitmapsExt) -> Result<Option<Vec<Qcow2BitmapInfo>>> {
     if b.nb_bitmaps > MAX_BITMAPS {
         return Err(fail(format!(
@@ -493,21 +499,78 @@ fn read_bitmaps(f: &ImageFile, h: &Header, b: &BitmapsExt) -> Result<Option<Vec<
             b.directory_size
         )));
     }
-    let dir = f.read_vec(b.directory_offset, b.directory_size as usize)?;
-    let bad = || fail("Bitmap directory is corrupted");
+    if b.directory_size == 0 {
+        return Err(fail("Requested bitmap directory size is zero"));
+    }
+    let size = b.directory_size as usize;
+    let in_file = f
+        .len()
+        .saturating_sub(b.directory_offset)
+        .min(b.directory_size) as usize;
+    let dir = f.read_vec(b.directory_offset, in_file)?;
+    // Bytes of the directory, zeros past the end of the file.
+    let bytes = |pos: usize, n: usize| -> Vec<u8> {
+        let mut v = vec![0u8; n];
+        if pos < dir.len() {
+            let m = n.min(dir.len() - pos);
+            v[..m].copy_from_slice(&dir[pos..pos + m]);
+        }
+        v
+    };
+    let virtual_size = h.size / 512 * 512;
     let mut out = Vec::new();
     let mut pos = 0usize;
-    for _ in 0..b.nb_bitmaps {
-        let e = dir.get(pos..pos + BITMAP_ENTRY_SIZE).ok_or_else(bad)?;
+    while pos < size {
+        if out.len() as u32 >= b.nb_bitmaps {
+            return Err(fail(
+                "More bitmaps found than specified in header extension",
+            ));
+        }
+        if pos + BITMAP_ENTRY_SIZE > size {
+            return Err(fail("Broken bitmap directory"));
+        }
+        let e = bytes(pos, BITMAP_ENTRY_SIZE);
+        let table_offset = BigEndian::read_u64(&e[0..]);
+        let table_size = BigEndian::read_u32(&e[8..]);
         let flags = BigEndian::read_u32(&e[12..]);
+        let kind = e[16];
         let granularity_bits = u32::from(e[17]);
         let name_len = BigEndian::read_u16(&e[18..]) as usize;
         let extra_len = BigEndian::read_u32(&e[20..]) as usize;
-        if name_len > MAX_BITMAP_NAME || granularity_bits > 63 || extra_len > dir.len() {
-            return Err(bad());
+        let next = (pos + BITMAP_ENTRY_SIZE)
+            .checked_add(extra_len)
+            .and_then(|x| x.checked_add(name_len))
+            .map(|x| x.next_multiple_of(8))
+            .filter(|&x| x <= size)
+            .ok_or_else(|| fail("Broken bitmap directory"))?;
+        let name_bytes = bytes(pos + BITMAP_ENTRY_SIZE + extra_len, name_len);
+        let name = String::from_utf8_lossy(&name_bytes).into_owned();
+        if extra_len != 0 {
+            return Err(fail(format!("Bitmap '{name}' has unsupported extra data")));
         }
-        let name_start = pos + BITMAP_ENTRY_SIZE + extra_len;
-        let name = dir.get(name_start..name_start + name_len).ok_or_else(bad)?;
+        let phys_bytes = u64::from(table_size) * h.cluster_size();
+        let covered = phys_bytes
+            .checked_mul(8)
+            .and_then(|x| x.checked_shl(granularity_bits))
+            .unwrap_or(u64::MAX);
+        let broken = table_size == 0
+            || table_offset == 0
+            || table_offset & (h.cluster_size() - 1) != 0
+            || table_size > BME_MAX_TABLE_SIZE
+            || !(BME_MIN_GRANULARITY_BITS..=BME_MAX_GRANULARITY_BITS).contains(&granularity_bits)
+            || flags & BME_RESERVED_FLAGS != 0
+            || name_len > MAX_BITMAP_NAME
+            || kind != BT_DIRTY_TRACKING_BITMAP
+            || phys_bytes > BME_MAX_PHYS_SIZE
+            || (flags & BME_FLAG_IN_USE == 0 && virtual_size > covered);
+        if broken {
+            return Err(fail(format!(
+                "Bitmap '{name}' doesn't satisfy the constraints"
+            )));
+        }
+        if flags & BME_FLAG_IN_USE == 0 {
+            check_bitmap_table(f, h, &name, table_offset, table_size, granularity_bits)?;
+        }
         let mut flag_names = Vec::new();
         if flags & BME_FLAG_IN_USE != 0 {
             flag_names.push("in-use");
@@ -516,13 +579,79 @@ fn read_bitmaps(f: &ImageFile, h: &Header, b: &BitmapsExt) -> Result<Option<Vec<
             flag_names.push("auto");
         }
         out.push(Qcow2BitmapInfo {
-            name: String::from_utf8_lossy(name).into_owned(),
+            name,
             granularity: 1u64 << granularity_bits,
             flags: flag_names,
         });
-        pos = (name_start + name_len).next_multiple_of(8);
+        pos = next;
+    }
+    if (out.len() as u32) < b.nb_bitmaps {
+        return Err(fail(
+            "Less bitmaps found than specified in header extension",
+        ));
     }
     Ok(Some(out))
+}
+
+/// qemu's BDRV_MAX_LENGTH: no request may reach past it.
+const BDRV_MAX_LENGTH: u64 = (i64::MAX as u64) & !((1u64 << 30) - 1);
+/// Bitmap table entry bits.
+const BME_TABLE_ENTRY_RESERVED_MASK: u64 = 0xff00_0000_0000_01fe;
+const BME_TABLE_ENTRY_OFFSET_MASK: u64 = 0x00ff_ffff_ffff_fe00;
+const BME_TABLE_ENTRY_FLAG_ALL_ONES: u64 = 1;
+
+/// What qemu checks when it loads a bitmap that is not in use: the table
+/// must be readable and its entries valid, and its size must match the
+/// bitmap's. Entries are read in bounded chunks, and only the part of
+/// the table inside the file (past the end, entries are zero and valid).
+fn check_bitmap_table(
+    f: &ImageFile,
+    h: &Header,
+    name: &str,
+    offset: u64,
+    entries: u32,
+    granularity_bits: u32,
+) -> Result<()> {
+    let cluster_size = h.cluster_size();
+    let table_error = |why: &str| {
+        fail(format!(
+            "Could not read bitmap_table table from image for bitmap '{name}': {why}"
+        ))
+    };
+    let bytes = u64::from(entries) * 8;
+    if offset > BDRV_MAX_LENGTH || bytes > BDRV_MAX_LENGTH - offset {
+        return Err(table_error("Input/output error"));
+    }
+    let in_file = f.len().saturating_sub(offset).min(bytes);
+    let mut chunk = vec![0u8; 64 * 1024];
+    let mut done = 0u64;
+    while done < in_file {
+        let n = (in_file - done).min(chunk.len() as u64) as usize;
+        f.read_at(offset + done, &mut chunk[..n])?;
+        for e in chunk[..n].chunks_exact(8) {
+            let entry = BigEndian::read_u64(e);
+            let data = entry & BME_TABLE_ENTRY_OFFSET_MASK;
+            let bad = entry & BME_TABLE_ENTRY_RESERVED_MASK != 0
+                || (data != 0
+                    && (entry & BME_TABLE_ENTRY_FLAG_ALL_ONES != 0
+                        || data & (cluster_size - 1) != 0));
+            if bad {
+                return Err(table_error("Invalid argument"));
+            }
+        }
+        done += n as u64;
+    }
+    // The table must have exactly one entry per cluster of the bitmap's
+    // serialised form (one bit per granule, in whole 64-bit words).
+    let size = h.size / 512 * 512;
+    let bits = size.div_ceil(1u64 << granularity_bits);
+    let serialised = bits.div_ceil(64) * 8;
+    if serialised.div_ceil(cluster_size) != u64::from(entries) {
+        return Err(fail(format!(
+            "Could not read bitmap '{name}' from image: Invalid argument"
+        )));
+    }
+    Ok(())
 }
 
 /// LUKS1 header magic.

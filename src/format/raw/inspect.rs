@@ -37,16 +37,21 @@ impl ImageFile {
     /// Opens `path` read-only.
     pub fn open(path: &Path) -> Result<ImageFile> {
         let name = path.display().to_string();
+        // Never open a FIFO or socket: the open would block.
+        if let Ok(m) = std::fs::metadata(path) {
+            use std::os::unix::fs::FileTypeExt;
+            let t = m.file_type();
+            if !(t.is_file() || t.is_block_device() || t.is_char_device()) {
+                return Err(Error::Failed(format!(
+                    "'file' driver requires '{name}' to be a regular file"
+                )));
+            }
+        }
         let file = File::open(path)
             .map_err(|e| Error::Failed(format!("Could not open '{name}': {}", describe_io(&e))))?;
         let meta = file
             .metadata()
             .map_err(|e| Error::Failed(format!("{name}: {}", describe_io(&e))))?;
-        if meta.is_dir() {
-            return Err(Error::Failed(format!(
-                "'file' driver requires '{name}' to be a regular file"
-            )));
-        }
         let len = file_length(&file, &meta)
             .map_err(|e| Error::Failed(format!("{name}: {}", describe_io(&e))))?;
         Ok(ImageFile { file, len, name })
