@@ -165,6 +165,9 @@ fn be64(v: u64) -> Vec<u8> {
     v.to_be_bytes().to_vec()
 }
 
+/// Byte patches: (offset, new bytes).
+type Patches = Vec<(usize, Vec<u8>)>;
+
 /// Writes `base` with `patches` applied as `name`.
 fn patched(dir: &Path, base: &[u8], name: &str, patches: &[(usize, Vec<u8>)]) -> PathBuf {
     let mut b = base.to_vec();
@@ -202,7 +205,7 @@ fn handcrafted_qcow2_headers() {
     let d = dir.path();
     let base = base_image(d);
     let snap_off = u64::from_be_bytes(base[SNAPSHOTS_OFFSET..][..8].try_into().unwrap()) as usize;
-    let cases: Vec<(&str, Vec<(usize, Vec<u8>)>)> = vec![
+    let cases: Vec<(&str, Patches)> = vec![
         ("l1_size_max", vec![(L1_SIZE, be32(0x7fff_ffff))]),
         ("l1_size_4m", vec![(L1_SIZE, be32(4 << 20))]),
         ("l1_offset_past_eof", vec![(L1_OFFSET, be64(1 << 50))]),

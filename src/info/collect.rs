@@ -21,10 +21,10 @@ fn open_failed(filename: &str, why: impl std::fmt::Display) -> Error {
 fn open_file(filename: &str) -> Result<(File, std::fs::Metadata)> {
     let path = Path::new(filename);
     // A FIFO or socket would block the open (qemu-img hangs on a FIFO).
-    if let Ok(m) = std::fs::metadata(path) {
-        if !is_openable(&m) {
-            return Err(not_regular(filename));
-        }
+    if let Ok(m) = std::fs::metadata(path)
+        && !is_openable(&m)
+    {
+        return Err(not_regular(filename));
     }
     let file = File::open(path).map_err(|e| {
         open_failed(
