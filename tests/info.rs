@@ -554,3 +554,68 @@ fn rendering_of_every_format_matches_qemu() {
         check_rendering(d, file);
     }
 }
+
+/// Snapshot fields that only a running VM sets (VM state size, VM clock,
+/// icount), written into a snapshot made by qemu-img: qemu-img's own
+/// reading of the result is the reference.
+#[test]
+fn qcow2_snapshot_with_vm_state() {
+    use std::os::unix::fs::FileExt;
+    let dir = tempdir();
+    step(
+        dir.path(),
+        &["qemu-img", "create", "-q", "-f", "qcow2", "a.qcow2", "10M"],
+    );
+    step(
+        dir.path(),
+        &["qemu-img", "snapshot", "-c", "running", "a.qcow2"],
+    );
+    step(
+        dir.path(),
+        &["qemu-img", "snapshot", "-c", "second", "a.qcow2"],
+    );
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(dir.path().join("a.qcow2"))
+        .unwrap();
+    let mut h = [0u8; 72];
+    f.read_exact_at(&mut h, 0).unwrap();
+    let table = u64::from_be_bytes(h[64..72].try_into().unwrap());
+    // First entry: date, VM clock 1:02:03.456, 32-bit and 64-bit VM state
+    // sizes, icount.
+    f.write_all_at(&1_000_000_000u32.to_be_bytes(), table + 16)
+        .unwrap();
+    f.write_all_at(&5u32.to_be_bytes(), table + 20).unwrap();
+    f.write_all_at(&3_723_456_000_000u64.to_be_bytes(), table + 24)
+        .unwrap();
+    f.write_all_at(&12345u32.to_be_bytes(), table + 32).unwrap();
+    f.write_all_at(&(5u64 << 30).to_be_bytes(), table + 40)
+        .unwrap();
+    f.write_all_at(&987_654u64.to_be_bytes(), table + 56)
+        .unwrap();
+    drop(f);
+    compare(dir.path(), "a.qcow2", &[]);
+}
+
+/// A truncated image whose snapshot table lies past the end: qemu reads
+/// zeros there (empty names, no icount: `--`), and so does diskforge.
+#[test]
+fn qcow2_truncated_snapshot_table() {
+    let dir = tempdir();
+    step(
+        dir.path(),
+        &["qemu-img", "create", "-q", "-f", "qcow2", "a.qcow2", "10M"],
+    );
+    step(
+        dir.path(),
+        &["qemu-img", "snapshot", "-c", "one", "a.qcow2"],
+    );
+    step(
+        dir.path(),
+        &["qemu-img", "snapshot", "-c", "two", "a.qcow2"],
+    );
+    let b = std::fs::read(dir.path().join("a.qcow2")).unwrap();
+    std::fs::write(dir.path().join("t.qcow2"), &b[..300]).unwrap();
+    compare(dir.path(), "t.qcow2", &[]);
+}
