@@ -619,3 +619,56 @@ fn qcow2_truncated_snapshot_table() {
     std::fs::write(dir.path().join("t.qcow2"), &b[..300]).unwrap();
     compare(dir.path(), "t.qcow2", &[]);
 }
+
+/// A snapshot entry as qemu before 1.1 wrote it (no extra data: no 64-bit
+/// VM state size, no disk size, no icount), put into an image made by
+/// qemu-img: a new snapshot table at the end of the file replaces the
+/// one qemu-img wrote. qemu-img's reading of it is the reference.
+#[test]
+fn qcow2_snapshot_without_extra_data() {
+    use std::os::unix::fs::FileExt;
+    let dir = tempdir();
+    step(
+        dir.path(),
+        &[
+            "qemu-img",
+            "create",
+            "-q",
+            "-f",
+            "qcow2",
+            "-o",
+            "compat=0.10",
+            "a.qcow2",
+            "10M",
+        ],
+    );
+    step(
+        dir.path(),
+        &["qemu-img", "snapshot", "-c", "old", "a.qcow2"],
+    );
+    let path = dir.path().join("a.qcow2");
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&path)
+        .unwrap();
+    let mut h = [0u8; 72];
+    f.read_exact_at(&mut h, 0).unwrap();
+    let old_table = u64::from_be_bytes(h[64..72].try_into().unwrap());
+    let mut entry = [0u8; 40];
+    f.read_exact_at(&mut entry, old_table).unwrap();
+    entry[12..14].copy_from_slice(&1u16.to_be_bytes()); // id "1"
+    entry[14..16].copy_from_slice(&7u16.to_be_bytes()); // name "ancient"
+    entry[32..36].copy_from_slice(&4096u32.to_be_bytes()); // VM state
+    entry[36..40].copy_from_slice(&0u32.to_be_bytes()); // no extra data
+    let mut table = entry.to_vec();
+    table.extend_from_slice(b"1ancient");
+    let len = std::fs::metadata(&path).unwrap().len();
+    let new_table = len.div_ceil(65536) * 65536;
+    f.write_all_at(&table, new_table).unwrap();
+    f.write_all_at(&new_table.to_be_bytes(), 64).unwrap();
+    drop(f);
+    compare(dir.path(), "a.qcow2", &[]);
+    let d = diskforge(dir.path(), &["info", "a.qcow2"]).ok();
+    assert!(d.stdout.contains("ancient"), "{}", d.stdout);
+}

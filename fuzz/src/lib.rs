@@ -41,3 +41,19 @@ pub fn probe(data: &[u8]) {
     let _ = info::probe::detect(data);
     let _ = diskforge::format::probe_bytes(data);
 }
+
+/// The qcow2 reader on bytes in memory (no file system in the loop), then
+/// both renderings.
+pub fn qcow2_bytes(data: &[u8]) {
+    let f = diskforge::format::raw::inspect::ImageFile::from_bytes("fuzz.qcow2", data.to_vec());
+    if let Ok(mut i) = diskforge::format::qcow2::inspect::inspect_file(&f) {
+        i.filename = "fuzz.qcow2".to_string();
+        if let Some(b) = &i.backing_filename {
+            i.full_backing_filename = Some(info::full_backing_filename(&i.filename, b));
+        }
+        let mut sink = Vec::new();
+        let _ = info::write_json(&mut sink, &i);
+        sink.clear();
+        let _ = info::write_human(&mut sink, &i);
+    }
+}

@@ -26,11 +26,17 @@ pub fn file_length(file: &File, meta: &Metadata) -> std::io::Result<u64> {
     f.seek(SeekFrom::End(0))
 }
 
-/// An image file opened for reading.
+/// An image file opened for reading (or image bytes in memory, for
+/// fuzzing and tests).
 pub struct ImageFile {
-    file: File,
+    source: Source,
     len: u64,
     name: String,
+}
+
+enum Source {
+    File(File),
+    Memory(Vec<u8>),
 }
 
 impl ImageFile {
@@ -54,7 +60,20 @@ impl ImageFile {
             .map_err(|e| Error::Failed(format!("{name}: {}", describe_io(&e))))?;
         let len = file_length(&file, &meta)
             .map_err(|e| Error::Failed(format!("{name}: {}", describe_io(&e))))?;
-        Ok(ImageFile { file, len, name })
+        Ok(ImageFile {
+            source: Source::File(file),
+            len,
+            name,
+        })
+    }
+
+    /// An image held in memory, read exactly as a file with these bytes.
+    pub fn from_bytes(name: &str, data: Vec<u8>) -> ImageFile {
+        ImageFile {
+            len: data.len() as u64,
+            source: Source::Memory(data),
+            name: name.to_string(),
+        }
     }
 
     /// The file's length in bytes.
@@ -75,12 +94,17 @@ impl ImageFile {
             return Ok(());
         }
         let avail = (self.len - offset).min(buf.len() as u64) as usize;
+        let file = match &self.source {
+            Source::Memory(data) => {
+                let start = offset as usize;
+                buf[..avail].copy_from_slice(&data[start..start + avail]);
+                return Ok(());
+            }
+            Source::File(file) => file,
+        };
         let mut done = 0;
         while done < avail {
-            match self
-                .file
-                .read_at(&mut buf[done..avail], offset + done as u64)
-            {
+            match file.read_at(&mut buf[done..avail], offset + done as u64) {
                 Ok(0) => break,
                 Ok(n) => done += n,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
