@@ -460,3 +460,65 @@ fn fuzz_regressions() {
         survives(dir.path(), &name, &["-f", "qcow2"]);
     }
 }
+
+/// A LUKS-encrypted qcow2 made by qemu-img, with its LUKS header damaged.
+#[test]
+fn damaged_luks_header() {
+    let dir = tempdir();
+    let d = dir.path();
+    qemu_img(
+        d,
+        &[
+            "create",
+            "-q",
+            "-f",
+            "qcow2",
+            "--object",
+            "secret,id=s0,data=x",
+            "-o",
+            "encrypt.format=luks,encrypt.key-secret=s0,encrypt.iter-time=10",
+            "l.qcow2",
+            "1M",
+        ],
+    )
+    .ok();
+    let base = std::fs::read(d.join("l.qcow2")).unwrap();
+    // The crypto header extension gives the LUKS header's offset.
+    let mut off = 112;
+    let luks = loop {
+        let kind = u32::from_be_bytes(base[off..][..4].try_into().unwrap());
+        let len = u32::from_be_bytes(base[off + 4..][..4].try_into().unwrap()) as usize;
+        assert_ne!(kind, 0, "no crypto header extension");
+        if kind == 0x0537_be77 {
+            break u64::from_be_bytes(base[off + 8..][..8].try_into().unwrap()) as usize;
+        }
+        off += 8 + len.div_ceil(8) * 8;
+    };
+    let cases: Vec<(&str, Patches)> = vec![
+        ("key_bytes_max", vec![(luks + 108, be32(u32::MAX))]),
+        ("bad_magic", vec![(luks, b"LUKX".to_vec())]),
+        ("version_2", vec![(luks + 6, vec![0, 2])]),
+        (
+            "mode_without_ivgen",
+            vec![(luks + 40, b"xts\0\0\0\0\0\0\0\0\0".to_vec())],
+        ),
+        ("unknown_cipher", vec![(luks + 8, b"rot13\0".to_vec())]),
+        ("payload_offset_max", vec![(luks + 104, be32(u32::MAX))]),
+        ("slot_offsets_max", vec![(luks + 208 + 40, be32(u32::MAX))]),
+    ];
+    for (name, patches) in &cases {
+        let file = format!("{name}.qcow2");
+        patched(d, &base, &file, patches);
+        survives_like_qemu(d, &file);
+    }
+    // Inverted bytes across the header and the first key slots.
+    for off in (luks..luks + 304).step_by(3) {
+        patched(d, &base, "flip.qcow2", &[(off, vec![!base[off]])]);
+        survives_like_qemu(d, "flip.qcow2");
+    }
+    // Inverted bytes across the header and the first key slots.
+    for off in (luks..luks + 304).step_by(3) {
+        patched(d, &base, "flip.qcow2", &[(off, vec![!base[off]])]);
+        survives_like_qemu(d, "flip.qcow2");
+    }
+}
