@@ -48,6 +48,6 @@ pub struct InfoArgs {
     pub object: Vec<String>,
 
     /// The image file to describe
-    #[arg(value_name = "FILENAME")]
-    pub filename: String,
+    #[arg(value_name = "FILENAME", value_parser = clap::value_parser!(std::ffi::OsString))]
+    pub filename: std::ffi::OsString,
 }

@@ -1,6 +1,7 @@
 //! The format-neutral half of `info`: open checks, detection, the `file`
 //! child nodes, allocation, backing file names and the backing chain.
 
+use super::bytes::path_of;
 use super::probe::{self, Detected};
 use super::{ChildInfo, FormatSpecific, ImageInfo};
 use crate::error::{Error, Result, describe_io};
@@ -19,7 +20,7 @@ fn open_failed(filename: &str, why: impl std::fmt::Display) -> Error {
 
 /// Opens `filename` as qemu's `file` driver would, with its errors.
 fn open_file(filename: &str) -> Result<(File, std::fs::Metadata)> {
-    let path = Path::new(filename);
+    let path = &path_of(filename);
     // A FIFO or socket would block the open (qemu-img hangs on a FIFO).
     if let Ok(m) = std::fs::metadata(path)
         && !is_openable(&m)
@@ -112,12 +113,10 @@ pub fn full_backing_filename(image: &str, backing: &str) -> String {
     }
 }
 
-/// `proto:...` with the colon before any slash.
+/// qemu's `path_has_protocol`: a colon before any slash.
 fn has_protocol(name: &str) -> bool {
-    match name.find(':') {
-        Some(c) => !name[..c].contains('/') && c > 0,
-        None => false,
-    }
+    name.find([':', '/'])
+        .is_some_and(|i| name[i..].starts_with(':'))
 }
 
 /// Everything `qemu-img info` shows about one image: detection (unless
@@ -130,7 +129,7 @@ pub fn collect(filename: &str, format: Option<Format>) -> Result<ImageInfo> {
         }
         None => detect_file(filename)?,
     };
-    let path = Path::new(filename);
+    let path = &path_of(filename);
     let mut info = format::inspect(path, fmt).map_err(|e| reader_error(filename, path, e))?;
     info.filename = filename.to_string();
     if info.format.is_empty() {
@@ -192,7 +191,9 @@ pub fn backing_chain(filename: &str, format: Option<Format>) -> Result<Vec<Image
     let mut name = filename.to_string();
     let mut fmt = format;
     loop {
-        let identity = std::fs::metadata(&name).ok().map(|m| (m.dev(), m.ino()));
+        let identity = std::fs::metadata(path_of(&name))
+            .ok()
+            .map(|m| (m.dev(), m.ino()));
         let looped =
             !seen_names.insert(name.clone()) || identity.is_some_and(|id| !seen_files.insert(id));
         if looped {

@@ -20,6 +20,7 @@
 //! an absent optional member; `encrypted` and `compressed` appear only
 //! when true, `snapshots` only when there are some.
 
+pub mod bytes;
 mod collect;
 pub mod probe;
 pub mod qobject;
@@ -182,30 +183,34 @@ pub fn run(args: &crate::cli::InfoArgs) -> crate::Result<()> {
         Some(name) => Some(Format::from_name(name).ok_or_else(|| {
             Error::Usage(format!(
                 "Could not open '{}': Unknown driver '{name}'",
-                args.filename
+                args.filename.to_string_lossy()
             ))
         })?),
         None => None,
     };
+    let filename = bytes::string_from_os(&args.filename);
     let mut out = Vec::new();
     let written = if args.backing_chain {
-        let chain = backing_chain(&args.filename, format)?;
+        let chain = backing_chain(&filename, format)?;
         match args.output {
             OutputFormat::Json => write_json_chain(&mut out, &chain),
             OutputFormat::Human => write_human_chain(&mut out, &chain),
         }
     } else {
-        let info = collect(&args.filename, format)?;
+        let info = collect(&filename, format)?;
         match args.output {
             OutputFormat::Json => write_json(&mut out, &info),
             OutputFormat::Human => write_human(&mut out, &info),
         }
     };
-    written
-        .and_then(|()| {
-            let mut stdout = std::io::stdout().lock();
-            stdout.write_all(&out)?;
-            stdout.flush()
-        })
-        .map_err(|e| Error::io("writing to standard output", e))
+    match written.and_then(|()| {
+        let mut stdout = std::io::stdout().lock();
+        stdout.write_all(&out)?;
+        stdout.flush()
+    }) {
+        Ok(()) => Ok(()),
+        // A reader that stopped early (`| head`) is not an error.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Err(e) => Err(Error::io("writing to standard output", e)),
+    }
 }

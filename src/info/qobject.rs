@@ -115,28 +115,39 @@ fn indent(out: &mut dyn Write, level: usize) -> io::Result<()> {
     Ok(())
 }
 
-/// A JSON string as qemu writes it: printable ASCII as is (with `"` and
-/// `\` escaped), the usual short escapes, everything else as `\uXXXX`
-/// (upper-case hex, UTF-16 surrogate pairs above U+FFFF).
+/// A JSON string as qemu writes it: the bytes decoded as qemu decodes
+/// them (see [`super::bytes::qemu_codepoint`]), printable ASCII as is
+/// (with `"` and `\` escaped), the usual short escapes, everything else
+/// as `\uXXXX` (upper-case hex, UTF-16 surrogate pairs above U+FFFF,
+/// U+FFFD for an invalid sequence).
 pub fn write_json_string(out: &mut dyn Write, s: &str) -> io::Result<()> {
-    let mut buf = Vec::with_capacity(s.len() + 2);
+    let bytes = super::bytes::bytes_of(s);
+    let mut b: &[u8] = &bytes;
+    let mut buf = Vec::with_capacity(b.len() + 2);
     buf.push(b'"');
-    for c in s.chars() {
-        match c {
-            '"' => buf.extend_from_slice(b"\\\""),
-            '\\' => buf.extend_from_slice(b"\\\\"),
-            '\u{8}' => buf.extend_from_slice(b"\\b"),
-            '\u{c}' => buf.extend_from_slice(b"\\f"),
-            '\n' => buf.extend_from_slice(b"\\n"),
-            '\r' => buf.extend_from_slice(b"\\r"),
-            '\t' => buf.extend_from_slice(b"\\t"),
-            ' '..='~' => buf.push(c as u8),
-            _ => {
-                let mut units = [0u16; 2];
-                for u in c.encode_utf16(&mut units) {
-                    buf.extend_from_slice(format!("\\u{u:04X}").as_bytes());
-                }
+    while !b.is_empty() {
+        let (cp, used) = super::bytes::qemu_codepoint(b);
+        b = &b[used.max(1)..];
+        let cp = cp.unwrap_or(0xFFFD);
+        match cp {
+            0x22 => buf.extend_from_slice(b"\\\""),
+            0x5C => buf.extend_from_slice(b"\\\\"),
+            0x08 => buf.extend_from_slice(b"\\b"),
+            0x0C => buf.extend_from_slice(b"\\f"),
+            0x0A => buf.extend_from_slice(b"\\n"),
+            0x0D => buf.extend_from_slice(b"\\r"),
+            0x09 => buf.extend_from_slice(b"\\t"),
+            0x20..=0x7E => buf.push(cp as u8),
+            0x1_0000.. => {
+                let v = cp - 0x1_0000;
+                let pair = format!(
+                    "\\u{:04X}\\u{:04X}",
+                    0xD800 + (v >> 10),
+                    0xDC00 + (v & 0x3FF)
+                );
+                buf.extend_from_slice(pair.as_bytes());
             }
+            _ => buf.extend_from_slice(format!("\\u{cp:04X}").as_bytes()),
         }
     }
     buf.push(b'"');
@@ -151,7 +162,7 @@ pub fn write_human(out: &mut dyn Write, level: usize, v: &Value) -> io::Result<(
         Value::Int(n) => write!(out, "{n}"),
         Value::UInt(n) => write!(out, "{n}"),
         Value::Bool(b) => write!(out, "{b}"),
-        Value::Str(s) => out.write_all(s.as_bytes()),
+        Value::Str(s) => out.write_all(&super::bytes::bytes_of(s)),
         Value::List(items) => {
             for (i, item) in items.iter().enumerate() {
                 indent(out, level)?;

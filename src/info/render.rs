@@ -7,6 +7,7 @@
 //! format-specific data dumped generically, then one `Child node` section
 //! per child.
 
+use super::bytes::bytes_of;
 use super::qobject::{self, Value};
 use super::{ChildInfo, FormatSpecific, ImageInfo, Qcow2Encryption, SnapshotInfo};
 use crate::size::human_size;
@@ -218,11 +219,13 @@ pub fn write_json_chain(out: &mut dyn Write, chain: &[ImageInfo]) -> io::Result<
 
 /// `qemu-img info` (human) of one image.
 pub fn write_human(out: &mut dyn Write, info: &ImageInfo) -> io::Result<()> {
+    out.write_all(b"image: ")?;
+    out.write_all(&bytes_of(&info.filename))?;
+    out.write_all(b"\nfile format: ")?;
+    out.write_all(&bytes_of(&info.format))?;
     write!(
         out,
-        "image: {}\nfile format: {}\nvirtual size: {} ({} bytes)\ndisk size: {}\n",
-        info.filename,
-        info.format,
+        "\nvirtual size: {} ({} bytes)\ndisk size: {}\n",
         human_size(info.virtual_size),
         info.virtual_size as i64,
         disk_size(info),
@@ -237,15 +240,22 @@ pub fn write_human(out: &mut dyn Write, info: &ImageInfo) -> io::Result<()> {
         out.write_all(b"cleanly shut down: no\n")?;
     }
     if let Some(b) = &info.backing_filename {
-        write!(out, "backing file: {b}")?;
+        out.write_all(b"backing file: ")?;
+        out.write_all(&bytes_of(b))?;
         match &info.full_backing_filename {
             None => out.write_all(b" (cannot determine actual path)")?,
-            Some(full) if full != b => write!(out, " (actual path: {full})")?,
+            Some(full) if full != b => {
+                out.write_all(b" (actual path: ")?;
+                out.write_all(&bytes_of(full))?;
+                out.write_all(b")")?;
+            }
             Some(_) => {}
         }
         out.write_all(b"\n")?;
         if let Some(f) = &info.backing_filename_format {
-            writeln!(out, "backing file format: {f}")?;
+            out.write_all(b"backing file format: ")?;
+            out.write_all(&bytes_of(f))?;
+            out.write_all(b"\n")?;
         }
     }
     if !info.snapshots.is_empty() {
@@ -307,10 +317,14 @@ fn pad(out: &mut dyn Write, level: usize) -> io::Result<()> {
 /// its own children.
 fn write_child(out: &mut dyn Write, prefix: &str, child: &ChildInfo) -> io::Result<()> {
     let path = format!("{prefix}/{}", child.name);
-    writeln!(out, "Child node '{path}':")?;
+    out.write_all(b"Child node '")?;
+    out.write_all(&bytes_of(&path))?;
+    out.write_all(b"':\n    filename: ")?;
     let info = &child.info;
-    writeln!(out, "    filename: {}", info.filename)?;
-    writeln!(out, "    protocol type: {}", info.format)?;
+    out.write_all(&bytes_of(&info.filename))?;
+    out.write_all(b"\n    protocol type: ")?;
+    out.write_all(&bytes_of(&info.format))?;
+    out.write_all(b"\n")?;
     writeln!(
         out,
         "    file length: {} ({} bytes)",
@@ -328,7 +342,7 @@ fn write_child(out: &mut dyn Write, prefix: &str, child: &ChildInfo) -> io::Resu
 fn write_snapshot_header(out: &mut dyn Write) -> io::Result<()> {
     writeln!(
         out,
-        "{:<7} {:<16} {:>8}{:>20}{:>16}{:>11}",
+        "{:<7} {:<16} {:>8} {:>19} {:>15} {:>10}",
         "ID", "TAG", "VM_SIZE", "DATE", "VM_CLOCK", "ICOUNT"
     )
 }
@@ -339,9 +353,10 @@ fn write_snapshot_row(out: &mut dyn Write, s: &SnapshotInfo) -> io::Result<()> {
         .wrapping_mul(1_000_000_000)
         .wrapping_add(u64::from(s.vm_clock_nsec));
     let secs = clock_ns / 1_000_000_000;
+    // qemu casts the hours to int.
     let clock = format!(
         "{:04}:{:02}:{:02}.{:03}",
-        secs / 3600,
+        (secs / 3600) as i32,
         (secs / 60) % 60,
         secs % 60,
         (clock_ns / 1_000_000) % 1000
@@ -351,14 +366,13 @@ fn write_snapshot_row(out: &mut dyn Write, s: &SnapshotInfo) -> io::Result<()> {
         None => "--".to_string(),
     };
     // qemu copies id and name into fixed buffers (128 and 256 bytes) and
-    // pads by bytes, as printf does.
+    // pads by bytes, as printf does: "%-7s %-16s %8s %19s %15s %10s".
     let mut line = Vec::new();
     line.extend_from_slice(&left(truncate(&s.id, 127), 7));
     line.push(b' ');
     line.extend_from_slice(&left(truncate(&s.name, 255), 16));
-    line.push(b' ');
     let rest = format!(
-        "{:>8}{:>20}{:>16}{:>11}\n",
+        " {:>8} {:>19} {:>15} {:>10}\n",
         human_size(s.vm_state_size),
         local_date(s.date_sec),
         clock,
@@ -368,15 +382,15 @@ fn write_snapshot_row(out: &mut dyn Write, s: &SnapshotInfo) -> io::Result<()> {
     out.write_all(&line)
 }
 
-/// The first `max` bytes of `s`.
-fn truncate(s: &str, max: usize) -> &[u8] {
-    let b = s.as_bytes();
-    &b[..b.len().min(max)]
+/// The first `max` bytes of `s` (as the bytes it stands for).
+fn truncate(s: &str, max: usize) -> Vec<u8> {
+    let b = bytes_of(s);
+    b[..b.len().min(max)].to_vec()
 }
 
 /// `%-Ns`: `b` padded with spaces to `width` bytes.
-fn left(b: &[u8], width: usize) -> Vec<u8> {
-    let mut v = b.to_vec();
+fn left(b: Vec<u8>, width: usize) -> Vec<u8> {
+    let mut v = b;
     while v.len() < width {
         v.push(b' ');
     }

@@ -125,7 +125,8 @@ pub fn inspect_file(f: &ImageFile) -> Result<ImageInfo> {
             return Err(fail("Backing file name too long"));
         }
         let name = f.read_vec(h.backing_file_offset, len as usize)?;
-        Some(String::from_utf8_lossy(&name).into_owned())
+        // A C string to qemu: it ends at the first NUL; empty is none.
+        Some(c_string(&name)).filter(|n| !n.is_empty())
     } else {
         None
     };
@@ -178,13 +179,15 @@ pub fn inspect_file(f: &ImageFile) -> Result<ImageInfo> {
         cluster_size: Some(cluster_size),
         dirty_flag: Some(v3 && h.incompatible_features & INCOMPAT_DIRTY != 0),
         encrypted: (h.crypt_method != CRYPT_NONE).then_some(true),
-        backing_filename,
-        backing_filename_format: if h.backing_file_offset != 0 {
-            ext.backing_format
+        backing_filename_format: if backing_filename.is_some() {
+            ext.backing_format.filter(|f| !f.is_empty())
         } else {
             None
         },
-        snapshots,
+        backing_filename,
+        // qemu does not list snapshots of an image with an external data
+        // file (they are read and checked, but not supported).
+        snapshots: if has_data_file { Vec::new() } else { snapshots },
         format_specific: Some(FormatSpecific::Qcow2(specific)),
         ..ImageInfo::default()
     })
@@ -246,7 +249,7 @@ fn read_extensions(f: &ImageFile, h: &Header, start: u64, end: u64) -> Result<Ex
         offset += 8;
         let kind = BigEndian::read_u32(&eh[0..4]);
         let len = BigEndian::read_u32(&eh[4..8]);
-        if u64::from(len) > end.saturating_sub(offset) {
+        if offset > end || u64::from(len) > end - offset {
             return Err(fail("Header extension too large"));
         }
         match kind {
@@ -288,7 +291,7 @@ fn read_extensions(f: &ImageFile, h: &Header, start: u64, end: u64) -> Result<Ex
             }
             EXT_DATA_FILE => {
                 let data = f.read_vec(offset, len as usize)?;
-                ext.data_file = Some(String::from_utf8_lossy(&data).into_owned());
+                ext.data_file = Some(c_string(&data));
             }
             _ => {}
         }
@@ -300,7 +303,7 @@ fn read_extensions(f: &ImageFile, h: &Header, start: u64, end: u64) -> Result<Ex
 /// A NUL-terminated (or full-length) string from a fixed field.
 fn c_string(b: &[u8]) -> String {
     let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
-    String::from_utf8_lossy(&b[..end]).into_owned()
+    crate::info::bytes::string_from_bytes(&b[..end])
 }
 
 /// Refuses unknown incompatible features (naming them from the image's
@@ -463,8 +466,8 @@ fn read_snapshots(f: &ImageFile, h: &Header) -> Result<Vec<SnapshotInfo>> {
             return Err(fail("Snapshot table exceeds the maximum size"));
         }
         out.push(SnapshotInfo {
-            id: String::from_utf8_lossy(&id).into_owned(),
-            name: String::from_utf8_lossy(&name).into_owned(),
+            id: c_string(&id),
+            name: c_string(&name),
             vm_state_size,
             date_sec: u64::from(date_sec),
             date_nsec,
@@ -544,7 +547,7 @@ fn read_bitmaps(f: &ImageFile, h: &Header, b: &BitmapsExt) -> Result<Option<Vec<
             .filter(|&x| x <= size)
             .ok_or_else(|| fail("Broken bitmap directory"))?;
         let name_bytes = bytes(pos + BITMAP_ENTRY_SIZE + extra_len, name_len);
-        let name = String::from_utf8_lossy(&name_bytes).into_owned();
+        let name = c_string(&name_bytes);
         if extra_len != 0 {
             return Err(fail(format!("Bitmap '{name}' has unsupported extra data")));
         }
