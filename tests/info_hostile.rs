@@ -522,3 +522,44 @@ fn damaged_luks_header() {
         survives_like_qemu(d, "flip.qcow2");
     }
 }
+
+/// The fuzzing corpus kept in `fixtures/qcow2-corpus/` (inputs that
+/// reach distinct paths of the qcow2 reader; see fixtures/README.md):
+/// under the limits, diskforge must print exactly what qemu-img prints,
+/// or fail exactly when qemu-img fails.
+#[test]
+fn fuzz_corpus_matches_qemu() {
+    let dir = tempdir();
+    let d = dir.path();
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/qcow2-corpus");
+    let mut names: Vec<PathBuf> = std::fs::read_dir(&fixtures)
+        .expect("fixtures/qcow2-corpus")
+        .map(|e| e.unwrap().path())
+        .collect();
+    names.sort();
+    assert!(names.len() > 50, "corpus missing");
+    for p in names {
+        let name = p.file_name().unwrap().to_str().unwrap().to_string();
+        std::fs::copy(&p, d.join(&name)).unwrap();
+        for output in ["--output=json", "--output=human"] {
+            let ours = run_limited(d, &["info", output, &name]);
+            let q = qemu_img(d, &["info", output, &name]);
+            assert!(ours.code == 0 || ours.code == 1, "{name}: exit {}", ours.code);
+            assert_eq!(
+                ours.code == 0,
+                q.code == 0,
+                "{name} {output}: diskforge exit {} ({}), qemu-img exit {} ({})",
+                ours.code,
+                ours.stderr.trim(),
+                q.code,
+                q.stderr.trim()
+            );
+            if q.code == 0 {
+                assert!(ours.stdout == q.stdout, "{name} {output}: output differs");
+            } else {
+                assert_eq!(ours.stderr.lines().count(), 1, "{name}: {}", ours.stderr);
+            }
+        }
+        std::fs::remove_file(d.join(&name)).unwrap();
+    }
+}
