@@ -672,3 +672,44 @@ fn qcow2_snapshot_without_extra_data() {
     let d = diskforge(dir.path(), &["info", "a.qcow2"]).ok();
     assert!(d.stdout.contains("ancient"), "{}", d.stdout);
 }
+
+/// File names are bytes: qemu prints them raw in human output and
+/// decodes them its own way in JSON (U+FFFD for invalid sequences,
+/// `\u` escapes for everything outside printable ASCII).
+#[test]
+fn non_utf8_and_unicode_file_names() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    let dir = tempdir();
+    let names: [&[u8]; 3] = [
+        b"we\"ir\\d\t\xc3\xa9\xe2\x82\xac.img",
+        b"b\xff\xe2\x82ad.img",
+        b"x\xc0\x80y.img",
+    ];
+    for raw in names {
+        let name = OsStr::from_bytes(raw);
+        std::fs::write(dir.path().join(name), b"").unwrap();
+        for output in ["--output=json", "--output=human"] {
+            let run = |prog: &Path, first: &[&str]| {
+                std::process::Command::new(prog)
+                    .args(first)
+                    .arg(output)
+                    .arg(name)
+                    .current_dir(dir.path())
+                    .output()
+                    .unwrap()
+            };
+            let q = run(&common::qemu_tool("qemu-img"), &["info"]);
+            let d = run(&common::diskforge_bin(), &["info"]);
+            assert!(q.status.success() && d.status.success(), "{name:?}");
+            assert!(
+                q.stdout == d.stdout,
+                "{name:?} {output}: {}",
+                first_line_diff(
+                    &String::from_utf8_lossy(&q.stdout),
+                    &String::from_utf8_lossy(&d.stdout)
+                )
+            );
+        }
+    }
+}

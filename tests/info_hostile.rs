@@ -544,7 +544,11 @@ fn fuzz_corpus_matches_qemu() {
         for output in ["--output=json", "--output=human"] {
             let ours = run_limited(d, &["info", output, &name]);
             let q = qemu_img(d, &["info", output, &name]);
-            assert!(ours.code == 0 || ours.code == 1, "{name}: exit {}", ours.code);
+            assert!(
+                ours.code == 0 || ours.code == 1,
+                "{name}: exit {}",
+                ours.code
+            );
             assert_eq!(
                 ours.code == 0,
                 q.code == 0,
