@@ -49,6 +49,24 @@ pub fn bytes_of(s: &str) -> Cow<'_, [u8]> {
     Cow::Owned(out)
 }
 
+/// The string for a one-line message: escaped bytes shown as U+FFFD.
+pub fn display(s: &str) -> Cow<'_, str> {
+    if !s.chars().any(|c| u32::from(c) >= ESCAPE_BASE) {
+        return Cow::Borrowed(s);
+    }
+    Cow::Owned(
+        s.chars()
+            .map(|c| {
+                if u32::from(c) >= ESCAPE_BASE {
+                    '\u{fffd}'
+                } else {
+                    c
+                }
+            })
+            .collect(),
+    )
+}
+
 /// The path a string names.
 pub fn path_of(s: &str) -> PathBuf {
     PathBuf::from(OsStr::from_bytes(&bytes_of(s)))

@@ -1,7 +1,7 @@
 //! The format-neutral half of `info`: open checks, detection, the `file`
 //! child nodes, allocation, backing file names and the backing chain.
 
-use super::bytes::path_of;
+use super::bytes::{display, path_of};
 use super::probe::{self, Detected};
 use super::{ChildInfo, FormatSpecific, ImageInfo};
 use crate::error::{Error, Result, describe_io};
@@ -15,7 +15,8 @@ use std::path::Path;
 
 /// qemu's message when a file cannot be opened.
 fn open_failed(filename: &str, why: impl std::fmt::Display) -> Error {
-    Error::Failed(format!("Could not open '{filename}': {why}"))
+    let text = format!("Could not open '{filename}': {why}");
+    Error::Failed(display(&text).into_owned())
 }
 
 /// Opens `filename` as qemu's `file` driver would, with its errors.
