@@ -466,8 +466,10 @@ fn read_snapshots(f: &ImageFile, h: &Header) -> Result<Vec<SnapshotInfo>> {
             return Err(fail("Snapshot table exceeds the maximum size"));
         }
         out.push(SnapshotInfo {
-            id: c_string(&id),
-            name: c_string(&name),
+            // qemu lists snapshots through fixed buffers of 128 and 256
+            // bytes: longer ids and names are cut.
+            id: c_string(&id[..id.len().min(127)]),
+            name: c_string(&name[..name.len().min(255)]),
             vm_state_size,
             date_sec: u64::from(date_sec),
             date_nsec,
