@@ -23,6 +23,7 @@ pub use error::{Error, Result};
 pub fn run(cli: cli::Cli) -> Result<()> {
     match cli.command {
         cli::Command::Create(args) => create::run(&args),
+        cli::Command::Info(args) => info::run(&args),
         cli::Command::Register(args) => registry::run(&args),
     }
 }

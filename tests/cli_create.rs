@@ -708,7 +708,15 @@ fn progress_bar_only_on_a_terminal() {
         assert_eq!(quiet, "", "{fmt}: -q must print nothing");
         let piped = diskforge(
             dir.path(),
-            &["create", "-f", fmt, "-o", "preallocation=full", "img", "256M"],
+            &[
+                "create",
+                "-f",
+                fmt,
+                "-o",
+                "preallocation=full",
+                "img",
+                "256M",
+            ],
         )
         .ok();
         assert_eq!(

@@ -2,9 +2,11 @@
 //! `--help` and the man page (`man/diskforge.1`).
 
 mod create;
+mod info;
 pub mod register;
 
 pub use create::CreateArgs;
+pub use info::{InfoArgs, OutputFormat};
 pub use register::RegisterArgs;
 
 use clap::{Parser, Subcommand};
@@ -30,6 +32,8 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     Create(CreateArgs),
+    /// Display information about a disk image (qemu-img info)
+    Info(InfoArgs),
     /// Register an image with OpenStack Glance or Huawei Cloud IMS
     Register(Box<RegisterArgs>),
 }

@@ -113,32 +113,35 @@ pub fn probe(path: &Path) -> Result<Format> {
     Ok(probe_bytes(&buf[..len]))
 }
 
-/// Detection on bytes already read (the start of the file).
+/// Detection on bytes already read (the start of the file), as qemu
+/// probes (see [`crate::info::probe`]); formats diskforge does not read
+/// count as raw here.
 pub fn probe_bytes(head: &[u8]) -> Format {
-    if qcow2::header::is_qcow2(head) {
-        Format::Qcow2
-    } else if qcow::is_qcow(head) {
-        Format::Qcow
-    } else if vmdk::is_vmdk(head) {
-        Format::Vmdk
-    } else if vdi::is_vdi(head) {
-        Format::Vdi
-    } else if vpc::is_vpc(head) {
-        Format::Vpc
-    } else {
-        Format::Raw
+    match crate::info::probe::detect(head) {
+        crate::info::probe::Detected::Known(f) => f,
+        crate::info::probe::Detected::Unsupported(_) => Format::Raw,
+    }
+}
+
+/// What `info` shows about the image at `path` read as `format` (the
+/// format-level fields; see [`crate::info`] for the rest).
+pub fn inspect(path: &Path, format: Format) -> Result<crate::info::ImageInfo> {
+    match format {
+        Format::Raw => raw::inspect(path),
+        Format::Qcow2 => qcow2::inspect::inspect(path),
+        Format::Qcow => qcow::inspect(path),
+        Format::Vmdk => vmdk::inspect(path),
+        Format::Vdi => vdi::inspect(path),
+        Format::Vpc => vpc::inspect(path),
     }
 }
 
 /// The virtual size of the image at `path` read as `format`.
 pub fn virtual_size(path: &Path, format: Format) -> Result<u64> {
     match format {
-        Format::Raw => raw::virtual_size(path),
-        Format::Qcow2 => qcow2::virtual_size(path),
-        Format::Qcow => qcow::virtual_size(path),
         Format::Vmdk => vmdk::virtual_size(path),
-        Format::Vdi => vdi::virtual_size(path),
         Format::Vpc => vpc::virtual_size(path),
+        _ => inspect(path, format).map(|i| i.virtual_size),
     }
 }
 

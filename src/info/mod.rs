@@ -4,6 +4,30 @@
 //! (`format::<name>::inspect`) fills the format-level fields; this layer
 //! adds what every format shares (file name, allocation, the `file`
 //! child) and renders the human and JSON forms.
+//!
+//! What a reader fills: `format`, `virtual_size`, `cluster_size`,
+//! `dirty_flag` (if the format has one), `encrypted` (only when true),
+//! `backing_filename`, `backing_filename_format`, `snapshots`,
+//! `format_specific`, and optionally `actual_size` (when the image spans
+//! several files, e.g. vmdk extents) and `children` (extra file nodes in
+//! the order the format opens them, e.g. vmdk's `extents.0`, `extents.1`,
+//! each with only `filename` set). The info layer ([`collect`]) then sets
+//! `filename`, the default `actual_size`, `full_backing_filename`, and
+//! builds every child's file-node description plus the `file` child, in
+//! the order qemu lists them (last opened first, `file` last).
+//!
+//! Rendering: an `Option` that is `None` is left out, as qemu leaves out
+//! an absent optional member; `encrypted` and `compressed` appear only
+//! when true, `snapshots` only when there are some.
+
+pub mod bytes;
+mod collect;
+pub mod probe;
+pub mod qobject;
+mod render;
+
+pub use collect::{backing_chain, collect, file_node, full_backing_filename};
+pub use render::{to_value, write_human, write_human_chain, write_json, write_json_chain};
 
 /// One image, as `qemu-img info` describes it.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -81,6 +105,55 @@ pub struct Qcow2Specific {
     pub refcount_bits: u32,
     /// "zlib" or "zstd".
     pub compression_type: String,
+    /// Persistent dirty bitmaps (present only when the image has some).
+    pub bitmaps: Option<Vec<Qcow2BitmapInfo>>,
+    /// Encryption details (present only for encrypted images).
+    pub encrypt: Option<Qcow2Encryption>,
+}
+
+/// qemu's `Qcow2BitmapInfo`: one persistent dirty bitmap.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Qcow2BitmapInfo {
+    pub name: String,
+    /// Bytes covered by one bit.
+    pub granularity: u64,
+    /// `in-use`, `auto`, in that order, as set.
+    pub flags: Vec<&'static str>,
+}
+
+/// qemu's `ImageInfoSpecificQCow2Encryption`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Qcow2Encryption {
+    /// Legacy AES-CBC (crypt_method 1).
+    Aes,
+    /// LUKS (crypt_method 2), with what its header says.
+    Luks(Box<LuksInfo>),
+}
+
+/// qemu's `QCryptoBlockInfoLUKS`.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct LuksInfo {
+    pub cipher_alg: String,
+    pub cipher_mode: String,
+    pub ivgen_alg: String,
+    pub ivgen_hash_alg: Option<String>,
+    pub hash_alg: String,
+    pub detached_header: bool,
+    pub payload_offset: u64,
+    pub master_key_iters: u64,
+    pub uuid: String,
+    pub slots: Vec<LuksSlot>,
+}
+
+/// qemu's `QCryptoBlockInfoLUKSSlot`.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct LuksSlot {
+    pub active: bool,
+    /// Only for active slots.
+    pub iters: Option<u64>,
+    /// Only for active slots.
+    pub stripes: Option<u64>,
+    pub key_offset: u64,
 }
 
 /// qemu's `ImageInfoSpecificVmdk`.
@@ -92,4 +165,52 @@ pub struct VmdkSpecific {
     /// One entry per extent: filename, format ("SPARSE"/"FLAT"/"VMFS"...),
     /// virtual_size, cluster_size (sparse), compressed (if so).
     pub extents: Vec<ImageInfo>,
+}
+
+/// Runs `diskforge info`.
+pub fn run(args: &crate::cli::InfoArgs) -> crate::Result<()> {
+    use crate::cli::OutputFormat;
+    use crate::error::Error;
+    use crate::format::Format;
+    use std::io::Write;
+
+    if args.image_opts {
+        return Err(Error::Usage(
+            "--image-opts is not supported: give a plain file name".to_string(),
+        ));
+    }
+    let format = match &args.format {
+        Some(name) => Some(Format::from_name(name).ok_or_else(|| {
+            Error::Usage(format!(
+                "Could not open '{}': Unknown driver '{name}'",
+                args.filename.to_string_lossy()
+            ))
+        })?),
+        None => None,
+    };
+    let filename = bytes::string_from_os(&args.filename);
+    let mut out = Vec::new();
+    let written = if args.backing_chain {
+        let chain = backing_chain(&filename, format)?;
+        match args.output {
+            OutputFormat::Json => write_json_chain(&mut out, &chain),
+            OutputFormat::Human => write_human_chain(&mut out, &chain),
+        }
+    } else {
+        let info = collect(&filename, format)?;
+        match args.output {
+            OutputFormat::Json => write_json(&mut out, &info),
+            OutputFormat::Human => write_human(&mut out, &info),
+        }
+    };
+    match written.and_then(|()| {
+        let mut stdout = std::io::stdout().lock();
+        stdout.write_all(&out)?;
+        stdout.flush()
+    }) {
+        Ok(()) => Ok(()),
+        // A reader that stopped early (`| head`) is not an error.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Err(e) => Err(Error::io("writing to standard output", e)),
+    }
 }

@@ -3,6 +3,7 @@
 pub mod alloc;
 pub mod create;
 pub mod header;
+pub mod inspect;
 
 pub use create::create;
 

@@ -1,5 +1,9 @@
 //! raw: the virtual disk's bytes, nothing else.
 
+pub mod inspect;
+
+pub use inspect::inspect;
+
 use crate::create::{CreateContext, Prealloc};
 use crate::error::{Error, Result};
 use crate::options::{OptDesc, SIZE_OPTION};
@@ -129,9 +133,7 @@ pub fn write_zeros(
     Ok(())
 }
 
-/// A raw image's virtual size is its file size.
+/// A raw image's virtual size: its file size rounded up to a sector.
 pub fn virtual_size(path: &Path) -> Result<u64> {
-    std::fs::metadata(path)
-        .map(|m| m.len())
-        .map_err(Error::io_at(path, "Could not open"))
+    inspect(path).map(|i| i.virtual_size)
 }

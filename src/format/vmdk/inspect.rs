@@ -498,22 +498,6 @@ fn open_descriptor(path: &Path, name: &str, text: &[u8]) -> Result<(String, Vec<
     Ok((ct, extents))
 }
 
-/// The `file` node qemu shows for an extent's own file.
-fn file_node(filename: &str) -> ImageInfo {
-    let meta = std::fs::metadata(filename).ok();
-    ImageInfo {
-        filename: filename.to_string(),
-        format: "file".to_string(),
-        virtual_size: meta
-            .as_ref()
-            .map_or(0, |m| m.len().div_ceil(SECTOR_SIZE) * SECTOR_SIZE),
-        actual_size: meta.as_ref().map(|m| m.blocks() * 512),
-        dirty_flag: Some(false),
-        format_specific: Some(FormatSpecific::File),
-        ..ImageInfo::default()
-    }
-}
-
 /// The full backing file name: `hint` resolved against the image's
 /// directory, as qemu shows it.
 fn full_backing(image: &str, hint: &str) -> String {
@@ -545,17 +529,30 @@ pub fn inspect(path: &Path) -> Result<ImageInfo> {
         .extents
         .iter()
         .enumerate()
-        .rev()
         .filter(|(_, e)| !e.is_image_file)
         .map(|(i, e)| ChildInfo {
             name: format!("extents.{i}"),
-            info: file_node(&e.filename),
+            info: ImageInfo {
+                filename: e.filename.clone(),
+                ..ImageInfo::default()
+            },
         })
         .collect();
+    // qemu's allocated size of a vmdk: the descriptor's (or monolithic
+    // image's) own file plus every extent held in another file.
+    let allocated = |p: &str| std::fs::metadata(p).ok().map(|m| m.blocks() * 512);
+    let actual_size = img
+        .extents
+        .iter()
+        .filter(|e| !e.is_image_file)
+        .try_fold(allocated(&name).unwrap_or(0), |sum, e| {
+            allocated(&e.filename).map(|a| sum + a)
+        });
     Ok(ImageInfo {
         filename: name.clone(),
         format: "vmdk".to_string(),
         virtual_size: img.virtual_size(),
+        actual_size,
         cluster_size: img.cluster_size(),
         dirty_flag: Some(false),
         backing_filename: img.parent_file_name_hint.clone(),

@@ -1,0 +1,5 @@
+#![no_main]
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    diskforge_fuzz::probe(data);
+    diskforge_fuzz::inspect_as(None, data);
+});

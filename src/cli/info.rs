@@ -1,0 +1,53 @@
+use clap::{Args, ValueEnum};
+
+/// How `info` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Human,
+    Json,
+}
+
+/// `diskforge info`: the arguments of `qemu-img info`.
+#[derive(Debug, Args)]
+#[command(
+    about = "Display information about a disk image (qemu-img info)",
+    long_about = "Display information about the disk image FILENAME exactly as `qemu-img info` \
+does: format, virtual size, allocated size, cluster size, backing file, internal snapshots, \
+format-specific details and the file nodes below the image. The format is detected from the \
+content unless -f gives it.\n\n\
+Formats: qcow2, qcow, vmdk, vdi, vpc (alias vhd), raw."
+)]
+pub struct InfoArgs {
+    /// Image format: raw, qcow2, qcow, vmdk, vdi, vpc (or vhd); detected when absent
+    #[arg(short = 'f', long = "format", value_name = "FMT")]
+    pub format: Option<String>,
+
+    /// Output format
+    #[arg(
+        long = "output",
+        value_name = "OFMT",
+        value_enum,
+        default_value = "human"
+    )]
+    pub output: OutputFormat,
+
+    /// Also describe the backing images, down to the base
+    #[arg(short = 'b', long = "backing-chain")]
+    pub backing_chain: bool,
+
+    /// Open the image in shared mode (accepted; diskforge never locks)
+    #[arg(short = 'U', long = "force-share")]
+    pub force_share: bool,
+
+    /// FILENAME is an option string (not supported by diskforge)
+    #[arg(long = "image-opts")]
+    pub image_opts: bool,
+
+    /// QEMU object definition (accepted for compatibility; diskforge has no objects)
+    #[arg(long = "object", value_name = "OBJDEF")]
+    pub object: Vec<String>,
+
+    /// The image file to describe
+    #[arg(value_name = "FILENAME", value_parser = clap::value_parser!(std::ffi::OsString))]
+    pub filename: std::ffi::OsString,
+}

@@ -1,0 +1,833 @@
+//! Reading a qcow2 image for `info`: the header and its extensions, the
+//! backing file name, the snapshot table, persistent bitmaps and the
+//! encryption header, with the checks qemu makes when it opens an image.
+//!
+//! Every field is untrusted. Sizes and offsets are checked (as qemu
+//! checks them) before they are used; nothing is allocated by a header
+//! field beyond qemu's own limits (names of at most 64 KiB, a snapshot
+//! table of at most 64 MiB read entry by entry), and reads past the end
+//! of the file return zeros as in qemu. The L1 and refcount tables are
+//! validated but not read: `info` does not need them.
+
+use super::header::{
+    AUTOCLEAR_BITMAPS, AUTOCLEAR_DATA_FILE_RAW, COMPAT_LAZY_REFCOUNTS, COMPRESSION_ZLIB,
+    COMPRESSION_ZSTD, EXT_BACKING_FORMAT, EXT_BITMAPS, EXT_CRYPTO, EXT_DATA_FILE, EXT_END,
+    EXT_FEATURE_TABLE, FEATURE_NAME_ENTRY_SIZE, Header, INCOMPAT_COMPRESSION, INCOMPAT_CORRUPT,
+    INCOMPAT_DATA_FILE, INCOMPAT_DIRTY, INCOMPAT_EXTL2, QCOW2_MAGIC, V2_HEADER_LENGTH,
+};
+use crate::error::{Error, Result};
+use crate::format::raw::inspect::ImageFile;
+use crate::info::{
+    FormatSpecific, ImageInfo, LuksInfo, LuksSlot, Qcow2BitmapInfo, Qcow2Encryption, Qcow2Specific,
+    SnapshotInfo,
+};
+use byteorder::{BigEndian, ByteOrder};
+use std::path::Path;
+
+/// Bytes of the header struct qemu reads first (v3 with compression type
+/// and padding).
+const HEADER_READ: usize = 112;
+/// Smallest v3 header: everything up to and including header_length.
+const V3_MIN_HEADER_LENGTH: u32 = 104;
+/// qemu's cluster size limits: 512 bytes to 2 MiB.
+const MIN_CLUSTER_BITS: u32 = 9;
+const MAX_CLUSTER_BITS: u32 = 21;
+/// qemu's QCOW_MAX_SNAPSHOTS.
+pub const MAX_SNAPSHOTS: u32 = 65536;
+/// qemu's QCOW_MAX_SNAPSHOTS_SIZE: the whole snapshot table.
+pub const MAX_SNAPSHOTS_SIZE: u64 = 1024 * MAX_SNAPSHOTS as u64;
+/// qemu's QCOW_MAX_SNAPSHOT_EXTRA_DATA.
+const MAX_SNAPSHOT_EXTRA_DATA: u32 = 1024;
+/// Size of a snapshot table entry's fixed part.
+const SNAPSHOT_HEADER_SIZE: usize = 40;
+/// qemu's QCOW_MAX_L1_SIZE (bytes).
+const MAX_L1_SIZE: u64 = 32 << 20;
+/// qemu's QCOW_MAX_REFTABLE_SIZE (bytes).
+const MAX_REFTABLE_SIZE: u64 = 8 << 20;
+/// Longest backing file name qemu accepts.
+const MAX_BACKING_NAME: u32 = 1023;
+/// qemu keeps the backing format in a 16-byte buffer.
+const BACKING_FORMAT_BUF: u32 = 16;
+/// qemu's QCOW2_MAX_BITMAPS.
+const MAX_BITMAPS: u32 = 65535;
+/// qemu's QCOW2_MAX_BITMAP_DIRECTORY_SIZE.
+const MAX_BITMAP_DIRECTORY_SIZE: u64 = 1024 * MAX_BITMAPS as u64;
+/// Bitmap constraints qemu checks at load (qcow2-bitmap.c).
+const BME_MAX_TABLE_SIZE: u32 = 0x0800_0000;
+const BME_MAX_PHYS_SIZE: u64 = 0x2000_0000;
+const BME_MIN_GRANULARITY_BITS: u32 = 9;
+const BME_MAX_GRANULARITY_BITS: u32 = 31;
+const BME_RESERVED_FLAGS: u32 = !0x7;
+const BT_DIRTY_TRACKING_BITMAP: u8 = 1;
+/// Bitmap directory entry: fixed part.
+const BITMAP_ENTRY_SIZE: usize = 24;
+/// Longest bitmap name (qcow2 spec).
+const MAX_BITMAP_NAME: usize = 1023;
+/// Bitmap flags.
+const BME_FLAG_IN_USE: u32 = 1 << 0;
+const BME_FLAG_AUTO: u32 = 1 << 1;
+/// crypt_method values.
+const CRYPT_NONE: u32 = 0;
+const CRYPT_AES: u32 = 1;
+const CRYPT_LUKS: u32 = 2;
+/// Every incompatible feature bit qemu 10 knows.
+const KNOWN_INCOMPAT: u64 =
+    INCOMPAT_DIRTY | INCOMPAT_CORRUPT | INCOMPAT_DATA_FILE | INCOMPAT_COMPRESSION | INCOMPAT_EXTL2;
+
+fn fail(msg: impl Into<String>) -> Error {
+    Error::Failed(msg.into())
+}
+
+/// What the header extensions say.
+#[derive(Default)]
+struct Extensions {
+    backing_format: Option<String>,
+    data_file: Option<String>,
+    /// (kind, bit, name) from the feature name table.
+    feature_names: Vec<(u8, u8, String)>,
+    crypto: Option<(u64, u64)>,
+    bitmaps: Option<BitmapsExt>,
+}
+
+struct BitmapsExt {
+    nb_bitmaps: u32,
+    directory_size: u64,
+    directory_offset: u64,
+}
+
+/// Everything `info` shows about a qcow2 image.
+pub fn inspect(path: &Path) -> Result<ImageInfo> {
+    let f = ImageFile::open(path)?;
+    inspect_file(&f)
+}
+
+/// [`inspect`] on an opened file (also the fuzz entry point).
+pub fn inspect_file(f: &ImageFile) -> Result<ImageInfo> {
+    let mut head = [0u8; HEADER_READ];
+    f.read_at(0, &mut head)?;
+    let h = read_header(&head)?;
+    let cluster_size = h.cluster_size();
+
+    let ext_start = u64::from(h.header_length);
+    let ext_end = if h.backing_file_offset != 0 {
+        h.backing_file_offset
+    } else {
+        cluster_size
+    };
+    let ext = read_extensions(f, &h, ext_start, ext_end)?;
+
+    check_features(&h, &ext)?;
+    check_tables(&h)?;
+
+    let backing_filename = if h.backing_file_offset != 0 {
+        let len = h.backing_file_size;
+        if len > MAX_BACKING_NAME || u64::from(len) > cluster_size - h.backing_file_offset {
+            return Err(fail("Backing file name too long"));
+        }
+        let name = f.read_vec(h.backing_file_offset, len as usize)?;
+        // A C string to qemu: it ends at the first NUL; empty is none.
+        Some(c_string(&name)).filter(|n| !n.is_empty())
+    } else {
+        None
+    };
+
+    let snapshots = read_snapshots(f, &h)?;
+    let bitmaps = match &ext.bitmaps {
+        Some(b) if h.autoclear_features & AUTOCLEAR_BITMAPS != 0 => read_bitmaps(f, &h, b)?,
+        _ => None,
+    };
+    let encrypt = match h.crypt_method {
+        CRYPT_NONE => None,
+        CRYPT_AES => Some(Qcow2Encryption::Aes),
+        _ => {
+            let (offset, length) = ext
+                .crypto
+                .ok_or_else(|| fail("LUKS encryption requires a crypto header extension"))?;
+            Some(Qcow2Encryption::Luks(Box::new(read_luks(
+                f, offset, length,
+            )?)))
+        }
+    };
+
+    let v3 = h.version >= 3;
+    let has_data_file = v3 && h.incompatible_features & INCOMPAT_DATA_FILE != 0;
+    let specific = Qcow2Specific {
+        compat: if v3 { "1.1" } else { "0.10" }.to_string(),
+        data_file: if has_data_file {
+            ext.data_file.clone()
+        } else {
+            None
+        },
+        data_file_raw: has_data_file.then_some(h.autoclear_features & AUTOCLEAR_DATA_FILE_RAW != 0),
+        extended_l2: v3.then_some(h.incompatible_features & INCOMPAT_EXTL2 != 0),
+        lazy_refcounts: v3.then_some(h.compatible_features & COMPAT_LAZY_REFCOUNTS != 0),
+        corrupt: v3.then_some(h.incompatible_features & INCOMPAT_CORRUPT != 0),
+        refcount_bits: 1u32 << h.refcount_order,
+        compression_type: match h.compression_type {
+            COMPRESSION_ZSTD => "zstd",
+            _ => "zlib",
+        }
+        .to_string(),
+        bitmaps,
+        encrypt,
+    };
+
+    Ok(ImageInfo {
+        format: "qcow2".to_string(),
+        // qemu keeps the size in whole sectors.
+        virtual_size: h.size / 512 * 512,
+        cluster_size: Some(cluster_size),
+        dirty_flag: Some(v3 && h.incompatible_features & INCOMPAT_DIRTY != 0),
+        encrypted: (h.crypt_method != CRYPT_NONE).then_some(true),
+        backing_filename_format: if backing_filename.is_some() {
+            ext.backing_format.filter(|f| !f.is_empty())
+        } else {
+            None
+        },
+        backing_filename,
+        // qemu does not list snapshots of an image with an external data
+        // file (they are read and checked, but not supported).
+        snapshots: if has_data_file { Vec::new() } else { snapshots },
+        format_specific: Some(FormatSpecific::Qcow2(specific)),
+        ..ImageInfo::default()
+    })
+}
+
+/// The header, with qemu's open-time checks on its own fields.
+fn read_header(head: &[u8; HEADER_READ]) -> Result<Header> {
+    if BigEndian::read_u32(&head[0..4]) != QCOW2_MAGIC {
+        return Err(fail("Image is not in qcow2 format"));
+    }
+    let version = BigEndian::read_u32(&head[4..8]);
+    if !(2..=3).contains(&version) {
+        return Err(fail(format!("Unsupported qcow2 version {version}")));
+    }
+    let mut h = Header::parse(head).ok_or_else(|| fail("qcow2 header too short"))?;
+    if !(MIN_CLUSTER_BITS..=MAX_CLUSTER_BITS).contains(&h.cluster_bits) {
+        return Err(fail(format!(
+            "Unsupported cluster size: 2^{}",
+            h.cluster_bits
+        )));
+    }
+    if version == 2 {
+        h.incompatible_features = 0;
+        h.compatible_features = 0;
+        h.autoclear_features = 0;
+        h.refcount_order = 4;
+        h.header_length = V2_HEADER_LENGTH;
+        h.compression_type = COMPRESSION_ZLIB;
+    } else {
+        if h.header_length < V3_MIN_HEADER_LENGTH {
+            return Err(fail("qcow2 header too short"));
+        }
+        if u64::from(h.header_length) > h.cluster_size() {
+            return Err(fail("qcow2 header exceeds cluster size"));
+        }
+        if h.header_length <= V3_MIN_HEADER_LENGTH {
+            h.compression_type = COMPRESSION_ZLIB;
+        }
+    }
+    if h.backing_file_offset > h.cluster_size() {
+        return Err(fail("Invalid backing file offset"));
+    }
+    if h.refcount_order > 6 {
+        return Err(fail(
+            "Reference count entry width too large; may not exceed 64 bits",
+        ));
+    }
+    Ok(h)
+}
+
+/// Reads the header extensions between `start` and `end` (both within
+/// the first cluster, so every length is bounded by 2 MiB).
+fn read_extensions(f: &ImageFile, h: &Header, start: u64, end: u64) -> Result<Extensions> {
+    let mut ext = Extensions::default();
+    let mut offset = start;
+    while offset < end {
+        let mut eh = [0u8; 8];
+        f.read_at(offset, &mut eh)?;
+        offset += 8;
+        let kind = BigEndian::read_u32(&eh[0..4]);
+        let len = BigEndian::read_u32(&eh[4..8]);
+        if offset > end || u64::from(len) > end - offset {
+            return Err(fail("Header extension too large"));
+        }
+        match kind {
+            EXT_END => return Ok(ext),
+            EXT_BACKING_FORMAT => {
+                if len >= BACKING_FORMAT_BUF {
+                    return Err(fail(format!(
+                        "ERROR: ext_backing_format: len={len} too large (>={BACKING_FORMAT_BUF})"
+                    )));
+                }
+                let data = f.read_vec(offset, len as usize)?;
+                ext.backing_format = Some(c_string(&data));
+            }
+            EXT_FEATURE_TABLE => {
+                let data = f.read_vec(offset, len as usize)?;
+                for e in data.chunks_exact(FEATURE_NAME_ENTRY_SIZE) {
+                    ext.feature_names.push((e[0], e[1], c_string(&e[2..])));
+                }
+            }
+            EXT_CRYPTO => {
+                if len != 16 {
+                    return Err(fail("Invalid encryption header length"));
+                }
+                let mut d = [0u8; 16];
+                f.read_at(offset, &mut d)?;
+                ext.crypto = Some((BigEndian::read_u64(&d[0..]), BigEndian::read_u64(&d[8..])));
+            }
+            EXT_BITMAPS if h.autoclear_features & AUTOCLEAR_BITMAPS != 0 => {
+                if len != 24 {
+                    return Err(fail("bitmaps_ext: Invalid extension length"));
+                }
+                let mut d = [0u8; 24];
+                f.read_at(offset, &mut d)?;
+                ext.bitmaps = Some(BitmapsExt {
+                    nb_bitmaps: BigEndian::read_u32(&d[0..]),
+                    directory_size: BigEndian::read_u64(&d[8..]),
+                    directory_offset: BigEndian::read_u64(&d[16..]),
+                });
+            }
+            EXT_DATA_FILE => {
+                let data = f.read_vec(offset, len as usize)?;
+                ext.data_file = Some(c_string(&data));
+            }
+            _ => {}
+        }
+        offset += u64::from(len).div_ceil(8) * 8;
+    }
+    Ok(ext)
+}
+
+/// A NUL-terminated (or full-length) string from a fixed field.
+fn c_string(b: &[u8]) -> String {
+    let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
+    crate::info::bytes::string_from_bytes(&b[..end])
+}
+
+/// Refuses unknown incompatible features (naming them from the image's
+/// feature table, as qemu does) and inconsistent compression settings.
+fn check_features(h: &Header, ext: &Extensions) -> Result<()> {
+    let unknown = h.incompatible_features & !KNOWN_INCOMPAT;
+    if unknown != 0 {
+        let mut names = Vec::new();
+        for bit in 0..64u8 {
+            if unknown & (1u64 << bit) == 0 {
+                continue;
+            }
+            match ext
+                .feature_names
+                .iter()
+                .find(|(kind, b, _)| *kind == 0 && *b == bit)
+            {
+                Some((_, _, name)) => names.push(name.clone()),
+                None => names.push(format!("Unknown incompatible feature: {bit:x}")),
+            }
+        }
+        return Err(fail(format!(
+            "Unsupported qcow2 feature(s): {}",
+            names.join(", ")
+        )));
+    }
+    if h.version >= 3 && h.header_length > V3_MIN_HEADER_LENGTH {
+        let bit = h.incompatible_features & INCOMPAT_COMPRESSION != 0;
+        match h.compression_type {
+            COMPRESSION_ZLIB if bit => {
+                return Err(fail(
+                    "Compression type incompatible feature bit must not be set",
+                ));
+            }
+            COMPRESSION_ZSTD if !bit => {
+                return Err(fail(
+                    "Compression type incompatible feature bit must be set",
+                ));
+            }
+            COMPRESSION_ZLIB | COMPRESSION_ZSTD => {}
+            other => return Err(fail(format!("Unknown compression type '{other}'"))),
+        }
+    } else if h.incompatible_features & INCOMPAT_COMPRESSION != 0 {
+        return Err(fail(
+            "Compression type incompatible feature bit must not be set",
+        ));
+    }
+    if h.crypt_method > CRYPT_LUKS {
+        return Err(fail(format!(
+            "Unsupported encryption method: {}",
+            h.crypt_method
+        )));
+    }
+    Ok(())
+}
+
+/// qemu's `validate_table_offset`: the table must not overflow and must
+/// start on a cluster boundary.
+fn valid_table(h: &Header, offset: u64, entries: u64, entry_len: u64) -> bool {
+    let Some(size) = entries.checked_mul(entry_len) else {
+        return false;
+    };
+    if size > i64::MAX as u64 || offset > i64::MAX as u64 - size {
+        return false;
+    }
+    offset & (h.cluster_size() - 1) == 0
+}
+
+/// The refcount, snapshot and L1 table checks qemu makes at open.
+fn check_tables(h: &Header) -> Result<()> {
+    let cluster_size = h.cluster_size();
+    let max_refcount_clusters = MAX_REFTABLE_SIZE >> h.cluster_bits;
+    if u64::from(h.refcount_table_clusters) > max_refcount_clusters {
+        return Err(fail("Reference count table too large"));
+    }
+    if h.refcount_table_clusters == 0 {
+        return Err(fail("Image does not contain a reference count table"));
+    }
+    if !valid_table(
+        h,
+        h.refcount_table_offset,
+        u64::from(h.refcount_table_clusters),
+        cluster_size,
+    ) {
+        return Err(fail("Invalid reference count table offset"));
+    }
+    if h.nb_snapshots > MAX_SNAPSHOTS {
+        return Err(fail("Too many snapshots"));
+    }
+    if !valid_table(
+        h,
+        h.snapshots_offset,
+        u64::from(h.nb_snapshots),
+        SNAPSHOT_HEADER_SIZE as u64,
+    ) {
+        return Err(fail("Invalid snapshot table offset"));
+    }
+    if u64::from(h.l1_size) > MAX_L1_SIZE / 8 {
+        return Err(fail("Active L1 table too large"));
+    }
+    let l2_entry_shift = if h.incompatible_features & INCOMPAT_EXTL2 != 0 {
+        4
+    } else {
+        3
+    };
+    let l2_bits = h.cluster_bits - l2_entry_shift;
+    let shift = h.cluster_bits + l2_bits;
+    let needed = (h.size >> shift) + u64::from(h.size & ((1u64 << shift) - 1) != 0);
+    if needed > i32::MAX as u64 {
+        return Err(fail("Image is too big"));
+    }
+    if u64::from(h.l1_size) < needed {
+        return Err(fail("L1 table is too small"));
+    }
+    if h.l1_size > 0 && !valid_table(h, h.l1_table_offset, u64::from(h.l1_size), 8) {
+        return Err(fail("Invalid L1 table offset"));
+    }
+    Ok(())
+}
+
+/// The snapshot table, entry by entry (at most 65536 entries and 64 MiB,
+/// as qemu allows).
+fn read_snapshots(f: &ImageFile, h: &Header) -> Result<Vec<SnapshotInfo>> {
+    let mut out = Vec::with_capacity(h.nb_snapshots.min(1024) as usize);
+    let mut offset = h.snapshots_offset;
+    for i in 0..h.nb_snapshots {
+        offset = offset
+            .checked_next_multiple_of(8)
+            .ok_or_else(|| fail("Snapshot table offset invalid"))?;
+        let mut sh = [0u8; SNAPSHOT_HEADER_SIZE];
+        f.read_at(offset, &mut sh)?;
+        offset += SNAPSHOT_HEADER_SIZE as u64;
+        let id_len = BigEndian::read_u16(&sh[12..]) as usize;
+        let name_len = BigEndian::read_u16(&sh[14..]) as usize;
+        let date_sec = BigEndian::read_u32(&sh[16..]);
+        let date_nsec = BigEndian::read_u32(&sh[20..]);
+        let vm_clock_nsec = BigEndian::read_u64(&sh[24..]);
+        let mut vm_state_size = u64::from(BigEndian::read_u32(&sh[32..]));
+        let extra_len = BigEndian::read_u32(&sh[36..]);
+        if extra_len > MAX_SNAPSHOT_EXTRA_DATA {
+            return Err(fail(format!(
+                "Too much extra metadata in snapshot table entry {i}"
+            )));
+        }
+        let mut extra = [0u8; 24];
+        let used = (extra_len as usize).min(extra.len());
+        f.read_at(offset, &mut extra[..used])?;
+        offset += u64::from(extra_len);
+        if extra_len >= 8 {
+            vm_state_size = BigEndian::read_u64(&extra[0..]);
+        }
+        let icount = (extra_len >= 24)
+            .then(|| BigEndian::read_u64(&extra[16..]))
+            .filter(|&c| c != u64::MAX);
+        let id = f.read_vec(offset, id_len)?;
+        offset += id_len as u64;
+        let name = f.read_vec(offset, name_len)?;
+        offset += name_len as u64;
+        if offset - h.snapshots_offset > MAX_SNAPSHOTS_SIZE {
+            return Err(fail("Snapshot table exceeds the maximum size"));
+        }
+        out.push(SnapshotInfo {
+            // qemu lists snapshots through fixed buffers of 128 and 256
+            // bytes: longer ids and names are cut.
+            id: c_string(&id[..id.len().min(127)]),
+            name: c_string(&name[..name.len().min(255)]),
+            vm_state_size,
+            date_sec: u64::from(date_sec),
+            date_nsec,
+            vm_clock_sec: vm_clock_nsec / 1_000_000_000,
+            vm_clock_nsec: (vm_clock_nsec % 1_000_000_000) as u32,
+            icount,
+        });
+    }
+    Ok(out)
+}
+
+/// The persistent bitmaps' names, granularities and flags, from the
+/// bitmap directory, with the checks qemu makes when it loads them. The
+/// directory is bounded as qemu bounds it (64 MiB) and only the part
+/// inside the file is read: past the end it is zeros.
+fn read_bitmaps(f: &ImageFile, h: &Header, b: &BitmapsExt) -> Result<Option<Vec<Qcow2BitmapInfo>>> {
+    if b.nb_bitmaps > MAX_BITMAPS {
+        return Err(fail(format!(
+            "bitmaps_ext: Image has {} bitmaps, exceeding the QEMU supported maximum of {MAX_BITMAPS}",
+            b.nb_bitmaps
+        )));
+    }
+    if b.nb_bitmaps == 0 {
+        return Err(fail("found bitmaps extension with zero bitmaps"));
+    }
+    if b.directory_offset & (h.cluster_size() - 1) != 0 {
+        return Err(fail("bitmaps_ext: invalid bitmap directory offset"));
+    }
+    if b.directory_size > MAX_BITMAP_DIRECTORY_SIZE {
+        return Err(fail(format!(
+            "bitmaps_ext: bitmap directory size ({}) exceeds the maximum supported size ({MAX_BITMAP_DIRECTORY_SIZE})",
+            b.directory_size
+        )));
+    }
+    if b.directory_size == 0 {
+        return Err(fail("Requested bitmap directory size is zero"));
+    }
+    let size = b.directory_size as usize;
+    let in_file = f
+        .len()
+        .saturating_sub(b.directory_offset)
+        .min(b.directory_size) as usize;
+    let dir = f.read_vec(b.directory_offset, in_file)?;
+    // Bytes of the directory, zeros past the end of the file.
+    let bytes = |pos: usize, n: usize| -> Vec<u8> {
+        let mut v = vec![0u8; n];
+        if pos < dir.len() {
+            let m = n.min(dir.len() - pos);
+            v[..m].copy_from_slice(&dir[pos..pos + m]);
+        }
+        v
+    };
+    let virtual_size = h.size / 512 * 512;
+    let mut out = Vec::new();
+    let mut pos = 0usize;
+    while pos < size {
+        if out.len() as u32 >= b.nb_bitmaps {
+            return Err(fail(
+                "More bitmaps found than specified in header extension",
+            ));
+        }
+        if pos + BITMAP_ENTRY_SIZE > size {
+            return Err(fail("Broken bitmap directory"));
+        }
+        let e = bytes(pos, BITMAP_ENTRY_SIZE);
+        let table_offset = BigEndian::read_u64(&e[0..]);
+        let table_size = BigEndian::read_u32(&e[8..]);
+        let flags = BigEndian::read_u32(&e[12..]);
+        let kind = e[16];
+        let granularity_bits = u32::from(e[17]);
+        let name_len = BigEndian::read_u16(&e[18..]) as usize;
+        let extra_len = BigEndian::read_u32(&e[20..]) as usize;
+        let next = (pos + BITMAP_ENTRY_SIZE)
+            .checked_add(extra_len)
+            .and_then(|x| x.checked_add(name_len))
+            .map(|x| x.next_multiple_of(8))
+            .filter(|&x| x <= size)
+            .ok_or_else(|| fail("Broken bitmap directory"))?;
+        let name_bytes = bytes(pos + BITMAP_ENTRY_SIZE + extra_len, name_len);
+        let name = c_string(&name_bytes);
+        if extra_len != 0 {
+            return Err(fail(format!("Bitmap '{name}' has unsupported extra data")));
+        }
+        let phys_bytes = u64::from(table_size) * h.cluster_size();
+        let covered = phys_bytes
+            .checked_mul(8)
+            .and_then(|x| x.checked_shl(granularity_bits))
+            .unwrap_or(u64::MAX);
+        let broken = table_size == 0
+            || table_offset == 0
+            || table_offset & (h.cluster_size() - 1) != 0
+            || table_size > BME_MAX_TABLE_SIZE
+            || !(BME_MIN_GRANULARITY_BITS..=BME_MAX_GRANULARITY_BITS).contains(&granularity_bits)
+            || flags & BME_RESERVED_FLAGS != 0
+            || name_len > MAX_BITMAP_NAME
+            || kind != BT_DIRTY_TRACKING_BITMAP
+            || phys_bytes > BME_MAX_PHYS_SIZE
+            || (flags & BME_FLAG_IN_USE == 0 && virtual_size > covered);
+        if broken {
+            return Err(fail(format!(
+                "Bitmap '{name}' doesn't satisfy the constraints"
+            )));
+        }
+        if flags & BME_FLAG_IN_USE == 0 {
+            check_bitmap_table(f, h, &name, table_offset, table_size, granularity_bits)?;
+        }
+        let mut flag_names = Vec::new();
+        if flags & BME_FLAG_IN_USE != 0 {
+            flag_names.push("in-use");
+        }
+        if flags & BME_FLAG_AUTO != 0 {
+            flag_names.push("auto");
+        }
+        out.push(Qcow2BitmapInfo {
+            name,
+            granularity: 1u64 << granularity_bits,
+            flags: flag_names,
+        });
+        pos = next;
+    }
+    if (out.len() as u32) < b.nb_bitmaps {
+        return Err(fail(
+            "Less bitmaps found than specified in header extension",
+        ));
+    }
+    Ok(Some(out))
+}
+
+/// qemu's BDRV_MAX_LENGTH: no request may reach past it.
+const BDRV_MAX_LENGTH: u64 = (i64::MAX as u64) & !((1u64 << 30) - 1);
+/// Bitmap table entry bits.
+const BME_TABLE_ENTRY_RESERVED_MASK: u64 = 0xff00_0000_0000_01fe;
+const BME_TABLE_ENTRY_OFFSET_MASK: u64 = 0x00ff_ffff_ffff_fe00;
+const BME_TABLE_ENTRY_FLAG_ALL_ONES: u64 = 1;
+
+/// What qemu checks when it loads a bitmap that is not in use: the table
+/// must be readable and its entries valid, and its size must match the
+/// bitmap's. Entries are read in bounded chunks, and only the part of
+/// the table inside the file (past the end, entries are zero and valid).
+fn check_bitmap_table(
+    f: &ImageFile,
+    h: &Header,
+    name: &str,
+    offset: u64,
+    entries: u32,
+    granularity_bits: u32,
+) -> Result<()> {
+    let cluster_size = h.cluster_size();
+    let table_error = |why: &str| {
+        fail(format!(
+            "Could not read bitmap_table table from image for bitmap '{name}': {why}"
+        ))
+    };
+    let bytes = u64::from(entries) * 8;
+    if offset > BDRV_MAX_LENGTH || bytes > BDRV_MAX_LENGTH - offset {
+        return Err(table_error("Input/output error"));
+    }
+    let in_file = f.len().saturating_sub(offset).min(bytes);
+    let mut chunk = vec![0u8; 64 * 1024];
+    let mut done = 0u64;
+    while done < in_file {
+        let n = (in_file - done).min(chunk.len() as u64) as usize;
+        f.read_at(offset + done, &mut chunk[..n])?;
+        for e in chunk[..n].chunks_exact(8) {
+            let entry = BigEndian::read_u64(e);
+            let data = entry & BME_TABLE_ENTRY_OFFSET_MASK;
+            let bad = entry & BME_TABLE_ENTRY_RESERVED_MASK != 0
+                || (data != 0
+                    && (entry & BME_TABLE_ENTRY_FLAG_ALL_ONES != 0
+                        || data & (cluster_size - 1) != 0));
+            if bad {
+                return Err(table_error("Invalid argument"));
+            }
+        }
+        done += n as u64;
+    }
+    // The table must have exactly one entry per cluster of the bitmap's
+    // serialised form (one bit per granule, in whole 64-bit words).
+    let size = h.size / 512 * 512;
+    let bits = size.div_ceil(1u64 << granularity_bits);
+    let serialised = bits.div_ceil(64) * 8;
+    if serialised.div_ceil(cluster_size) != u64::from(entries) {
+        return Err(fail(format!(
+            "Could not read bitmap '{name}' from image: Invalid argument"
+        )));
+    }
+    Ok(())
+}
+
+/// LUKS1 header magic.
+const LUKS_MAGIC: &[u8; 6] = b"LUKS\xba\xbe";
+/// LUKS1 header length with its 8 key slots.
+const LUKS_HEADER_SIZE: usize = 592;
+/// Key slot "active" and "disabled" markers.
+const LUKS_SLOT_ACTIVE: u32 = 0x00ac_71f3;
+const LUKS_SLOT_DISABLED: u32 = 0x0000_dead;
+/// Anti-forensic stripes of every LUKS1 key slot.
+const LUKS_STRIPES: u32 = 4000;
+/// Key material starts after the first 4 KiB (in sectors).
+const LUKS_KEY_SLOT_OFFSET_SECTORS: u32 = 4096 / 512;
+
+/// qemu's checks on a LUKS1 header before it uses it: strings
+/// terminated, iteration counts set, key slots well-formed and neither
+/// overlapping the header, the payload nor each other. Sector arithmetic
+/// is done in 32 bits, as qemu does it.
+fn check_luks_header(b: &[u8; LUKS_HEADER_SIZE]) -> Result<()> {
+    if &b[0..6] != LUKS_MAGIC {
+        return Err(fail("Volume is not in LUKS format"));
+    }
+    let version = BigEndian::read_u16(&b[6..]);
+    if version != 1 {
+        return Err(fail(format!("Unsupported LUKS version {version}")));
+    }
+    for (field, what) in [
+        (&b[8..40], "cipher name"),
+        (&b[40..72], "cipher mode"),
+        (&b[72..104], "hash spec"),
+    ] {
+        if !field.contains(&0) {
+            return Err(fail(format!("LUKS header {what} is not NUL terminated")));
+        }
+    }
+    let payload = BigEndian::read_u32(&b[104..]);
+    let key_bytes = BigEndian::read_u32(&b[108..]);
+    if payload < LUKS_KEY_SLOT_OFFSET_SECTORS {
+        return Err(fail("LUKS payload is overlapping with the header"));
+    }
+    if BigEndian::read_u32(&b[164..]) == 0 {
+        return Err(fail("LUKS key iteration count is zero"));
+    }
+    let slot = |i: usize| &b[208 + i * 48..208 + (i + 1) * 48];
+    let split_sectors = |stripes: u32| key_bytes.wrapping_mul(stripes).div_ceil(LUKS_SECTOR as u32);
+    for i in 0..8 {
+        let s = slot(i);
+        let active = BigEndian::read_u32(&s[0..]);
+        let iters = BigEndian::read_u32(&s[4..]);
+        let start1 = BigEndian::read_u32(&s[40..]);
+        let stripes = BigEndian::read_u32(&s[44..]);
+        let len1 = split_sectors(stripes);
+        if stripes != LUKS_STRIPES {
+            return Err(fail(format!(
+                "Keyslot {i} is corrupted (stripes {stripes} != {LUKS_STRIPES})"
+            )));
+        }
+        if active != LUKS_SLOT_DISABLED && active != LUKS_SLOT_ACTIVE {
+            return Err(fail(format!(
+                "Keyslot {i} state (active/disable) is corrupted"
+            )));
+        }
+        if active == LUKS_SLOT_ACTIVE && iters == 0 {
+            return Err(fail(format!("Keyslot {i} iteration count is zero")));
+        }
+        if start1 < LUKS_KEY_SLOT_OFFSET_SECTORS {
+            return Err(fail(format!(
+                "Keyslot {i} is overlapping with the LUKS header"
+            )));
+        }
+        if start1.wrapping_add(len1) > payload {
+            return Err(fail(format!(
+                "Keyslot {i} is overlapping with the encrypted payload"
+            )));
+        }
+        for j in i + 1..8 {
+            let t = slot(j);
+            let start2 = BigEndian::read_u32(&t[40..]);
+            let len2 = split_sectors(BigEndian::read_u32(&t[44..]));
+            if start1.wrapping_add(len1) > start2 && start2.wrapping_add(len2) > start1 {
+                return Err(fail(format!(
+                    "Keyslots {i} and {j} are overlapping in the header"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+const LUKS_SECTOR: u64 = 512;
+
+/// What qemu reports of a qcow2 image's LUKS header.
+fn read_luks(f: &ImageFile, offset: u64, length: u64) -> Result<LuksInfo> {
+    if length < LUKS_HEADER_SIZE as u64 {
+        return Err(fail("Request for data outside of extension header"));
+    }
+    let mut b = [0u8; LUKS_HEADER_SIZE];
+    f.read_at(offset, &mut b)?;
+    check_luks_header(&b)?;
+    let cipher_name = c_string(&b[8..40]);
+    let cipher_mode_spec = c_string(&b[40..72]);
+    let hash_alg = c_string(&b[72..104]);
+    let payload_offset = u64::from(BigEndian::read_u32(&b[104..])) * LUKS_SECTOR;
+    let key_bytes = BigEndian::read_u32(&b[108..]);
+    let master_key_iters = u64::from(BigEndian::read_u32(&b[164..]));
+    let uuid = c_string(&b[168..208]);
+
+    let (cipher_mode, ivgen) = cipher_mode_spec.split_once('-').ok_or_else(|| {
+        fail(format!(
+            "Unexpected cipher mode string format '{cipher_mode_spec}'"
+        ))
+    })?;
+    if !matches!(cipher_mode, "ecb" | "cbc" | "xts" | "ctr") {
+        return Err(fail(format!("Cipher mode '{cipher_mode}' not supported")));
+    }
+    let (ivgen_alg, ivgen_hash_alg) = match ivgen.split_once(':') {
+        Some((a, h)) => (a.to_string(), Some(h.to_string())),
+        None => (ivgen.to_string(), None),
+    };
+    if !matches!(ivgen_alg.as_str(), "plain" | "plain64" | "essiv") {
+        return Err(fail(format!("IV generator '{ivgen_alg}' not supported")));
+    }
+    for h in std::iter::once(&hash_alg).chain(ivgen_hash_alg.as_ref()) {
+        if !matches!(
+            h.as_str(),
+            "md5" | "sha1" | "sha224" | "sha256" | "sha384" | "sha512" | "ripemd160" | "sm3"
+        ) {
+            return Err(fail(format!("Hash algorithm '{h}' not supported")));
+        }
+    }
+    let cipher_key = if cipher_mode == "xts" {
+        key_bytes / 2
+    } else {
+        key_bytes
+    };
+    let valid_key = match cipher_name.as_str() {
+        "aes" | "serpent" | "twofish" => matches!(cipher_key, 16 | 24 | 32),
+        "cast5" | "sm4" => cipher_key == 16,
+        _ => false,
+    };
+    if !valid_key {
+        return Err(fail(format!(
+            "Algorithm '{cipher_name}' with key size {cipher_key} bytes not supported"
+        )));
+    }
+    let cipher_alg = if cipher_name == "sm4" {
+        "sm4".to_string()
+    } else {
+        format!("{cipher_name}-{}", cipher_key * 8)
+    };
+    let slots = b[208..]
+        .chunks_exact(48)
+        .map(|s| {
+            let active = BigEndian::read_u32(&s[0..]) == LUKS_SLOT_ACTIVE;
+            LuksSlot {
+                active,
+                iters: active.then(|| u64::from(BigEndian::read_u32(&s[4..]))),
+                stripes: active.then(|| u64::from(BigEndian::read_u32(&s[44..]))),
+                key_offset: u64::from(BigEndian::read_u32(&s[40..])) * LUKS_SECTOR,
+            }
+        })
+        .collect();
+    Ok(LuksInfo {
+        cipher_alg,
+        cipher_mode: cipher_mode.to_string(),
+        ivgen_alg,
+        ivgen_hash_alg,
+        hash_alg,
+        detached_header: false,
+        payload_offset,
+        master_key_iters,
+        uuid,
+        slots,
+    })
+}
