@@ -27,6 +27,18 @@ struct Hashers {
     sha512: Option<JoinHandle<String>>,
 }
 
+/// Lowers the calling thread's scheduling priority (nice 19). The
+/// checksums are off the sending path and have slack; a registry on the
+/// same small machine (a local Glance hashing the same bytes) should win
+/// any fight for the CPU, or the upload itself slows down.
+fn yield_cpu_to_others() {
+    // SAFETY: setpriority on the calling thread (who = 0 names the calling
+    // thread on Linux); a failure only leaves the priority as it was.
+    unsafe {
+        libc::setpriority(libc::PRIO_PROCESS, 0, 19);
+    }
+}
+
 impl Hashers {
     fn start() -> Self {
         let (free_tx, free) = sync_channel::<Vec<u8>>(HASH_BUFFERS);
@@ -36,6 +48,7 @@ impl Hashers {
         let (to_md5, md5_rx) = sync_channel::<Vec<u8>>(HASH_BUFFERS);
         let (to_sha, sha_rx) = sync_channel::<Vec<u8>>(HASH_BUFFERS);
         let md5 = std::thread::spawn(move || {
+            yield_cpu_to_others();
             let mut d = Md5::new();
             for buf in md5_rx {
                 d.update(&buf);
@@ -46,6 +59,7 @@ impl Hashers {
             hex(&d.finalize())
         });
         let sha512 = std::thread::spawn(move || {
+            yield_cpu_to_others();
             let mut d = Sha512::new();
             for buf in sha_rx {
                 d.update(&buf);
