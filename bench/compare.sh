@@ -25,6 +25,9 @@ scratch=$(mktemp -d "${TMPDIR:-/tmp}/diskforge-bench.XXXXXX")
 trap 'rm -rf "$scratch"' EXIT
 
 rows=()
+notes=()
+# note TEXT: a line printed under the table (e.g. a memory measurement).
+note() { echo "$*" >&2; notes+=("$*"); }
 now() { date +%s.%N; }
 time_cmd() { # dir cmd -> seconds
     local dir=$1 cmd=$2 t0 t1
@@ -64,6 +67,10 @@ table() {
     echo "| workload | reference (s) | diskforge (s) | speed-up |"
     echo "|---|---:|---:|---:|"
     printf '%s\n' "${rows[@]}"
+    if [ ${#notes[@]} -gt 0 ]; then
+        echo
+        printf -- '- %s\n' "${notes[@]}"
+    fi
 }
 if [ -n "$filter" ]; then
     table

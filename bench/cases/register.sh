@@ -27,6 +27,6 @@ if [ -z "${filter:-}" ] || grep -qE "$filter" <<<"$register_label$register_label
         '/usr/bin/time -f %M -a -o "$REGISTER_RSS_LOG" $DF register -q --os-image-url "$GLANCE_URL" --upload --disk-format raw --name bench "$REGISTER_IMG"' \
         'md5sum "$REGISTER_IMG" >md5 & sha512sum "$REGISTER_IMG" >sha512 & id=$(curl -sf -H "Content-Type: application/json" -d "{\"name\":\"bench\",\"disk_format\":\"raw\",\"container_format\":\"bare\"}" "$GLANCE_URL/v2/images" | sed "s/.*\"id\": \"\([^\"]*\)\".*/\1/") && curl -sf -X PUT -H "Content-Type: application/octet-stream" -T "$REGISTER_IMG" "$GLANCE_URL/v2/images/$id/file" && wait' \
         '"$GLANCE_TOOL" purge "$GLANCE_URL"; sync'
-    echo "register: diskforge peak RSS over $(wc -l <"$REGISTER_RSS_LOG") uploads of 1 GiB: max $(sort -n "$REGISTER_RSS_LOG" | tail -1) KiB" >&2
+    note "register: diskforge peak RSS over $(wc -l <"$REGISTER_RSS_LOG") uploads of 1 GiB: max $(sort -n "$REGISTER_RSS_LOG" | tail -1) KiB"
     "$top/scripts/glance-for-bench.sh" stop "$register_pid" "$register_state"
 fi
