@@ -4,6 +4,7 @@ pub mod alloc;
 pub mod create;
 pub mod header;
 pub mod inspect;
+mod luks;
 
 pub use create::create;
 
