@@ -4,6 +4,7 @@ pub mod alloc;
 pub mod create;
 pub mod header;
 pub mod inspect;
+pub mod layout;
 mod luks;
 
 pub use create::create;
