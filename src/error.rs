@@ -45,6 +45,11 @@ impl Error {
         Error::Failed(format!("{file}: {message}"))
     }
 
+    /// A failure about the file at `path`: `PATH: message` (exit 1).
+    pub fn failed_at(path: &Path, message: impl std::fmt::Display) -> Self {
+        Error::Failed(format!("{}: {message}", path.display()))
+    }
+
     /// Wraps an I/O error with what was being done.
     pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
         Error::Io {

@@ -1,11 +1,5 @@
-use clap::{Args, ValueEnum};
-
-/// How `info` prints.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum OutputFormat {
-    Human,
-    Json,
-}
+use super::OutputFormat;
+use clap::Args;
 
 /// `diskforge info`: the arguments of `qemu-img info`.
 #[derive(Debug, Args)]

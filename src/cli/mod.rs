@@ -6,10 +6,18 @@ mod info;
 pub mod register;
 
 pub use create::CreateArgs;
-pub use info::{InfoArgs, OutputFormat};
+pub use info::InfoArgs;
 pub use register::RegisterArgs;
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// How `info` prints an image and `register` the final image record:
+/// qemu-img's `--output=human|json`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Human,
+    Json,
+}
 
 /// The whole command line.
 #[derive(Debug, Parser)]

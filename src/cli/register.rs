@@ -1,3 +1,4 @@
+use super::OutputFormat;
 use clap::{ArgAction, Args, ValueEnum};
 
 /// Which registry API to speak.
@@ -12,13 +13,6 @@ pub enum Api {
     /// Huawei Cloud IMS, "Creating Image Metadata (Native OpenStack API)"
     #[value(name = "ims")]
     Ims,
-}
-
-/// How to print the final image record.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum OutputFormat {
-    Human,
-    Json,
 }
 
 /// `diskforge register`: publish an image to OpenStack Glance (v2 or v1) or

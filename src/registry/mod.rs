@@ -12,7 +12,8 @@ pub mod image;
 pub mod ims;
 pub mod upload;
 
-use crate::cli::register::{Api, OutputFormat, RegisterArgs};
+use crate::cli::OutputFormat;
+use crate::cli::register::{Api, RegisterArgs};
 use crate::error::{Error, Result};
 use crate::progress::Progress;
 use auth::{Connection, Settings};

@@ -115,11 +115,6 @@ pub fn create(ctx: &CreateContext) -> Result<()> {
     Ok(())
 }
 
-/// A one-line failure about `path`.
-fn bad(path: &Path, message: impl std::fmt::Display) -> Error {
-    Error::Failed(format!("{}: {message}", path.display()))
-}
-
 /// What the reader learnt from a qcow image.
 #[derive(Debug, Clone)]
 pub struct QcowImage {
@@ -135,10 +130,13 @@ pub fn read_image(path: &Path) -> Result<QcowImage> {
     let (file, len, buf) = super::read_fixed_header::<HEADER_BYTES>(path, "qcow")?;
     let h = QcowHeader::parse(&buf);
     if h.magic != QCOW_MAGIC {
-        return Err(bad(path, "Image not in qcow format (bad magic)"));
+        return Err(Error::failed_at(
+            path,
+            "Image not in qcow format (bad magic)",
+        ));
     }
     if h.version != QCOW_VERSION {
-        return Err(bad(
+        return Err(Error::failed_at(
             path,
             format!(
                 "qcow (v{QCOW_VERSION}) does not support qcow version {}",
@@ -147,7 +145,7 @@ pub fn read_image(path: &Path) -> Result<QcowImage> {
         ));
     }
     if h.size <= 1 {
-        return Err(bad(
+        return Err(Error::failed_at(
             path,
             format!(
                 "Image size is too small (must be at least 2 bytes; header size is {})",
@@ -156,7 +154,7 @@ pub fn read_image(path: &Path) -> Result<QcowImage> {
         ));
     }
     if !CLUSTER_BITS_RANGE.contains(&h.cluster_bits) {
-        return Err(bad(
+        return Err(Error::failed_at(
             path,
             format!(
                 "Cluster size must be between 512 and 64k (header cluster_bits {})",
@@ -165,7 +163,7 @@ pub fn read_image(path: &Path) -> Result<QcowImage> {
         ));
     }
     if !L2_BITS_RANGE.contains(&h.l2_bits) {
-        return Err(bad(
+        return Err(Error::failed_at(
             path,
             format!(
                 "L2 table size must be between 512 and 64k (header l2_bits {})",
@@ -174,7 +172,7 @@ pub fn read_image(path: &Path) -> Result<QcowImage> {
         ));
     }
     if h.crypt_method != CRYPT_NONE && h.crypt_method != CRYPT_AES {
-        return Err(bad(
+        return Err(Error::failed_at(
             path,
             format!(
                 "invalid encryption method in qcow header (crypt_method {})",
@@ -185,7 +183,7 @@ pub fn read_image(path: &Path) -> Result<QcowImage> {
     match h.l1_size() {
         Some(n) if n <= (i32::MAX as u64) / 8 => {}
         _ => {
-            return Err(bad(
+            return Err(Error::failed_at(
                 path,
                 format!(
                     "Image too large (header size {} needs more L1 entries than qemu supports)",
@@ -196,7 +194,7 @@ pub fn read_image(path: &Path) -> Result<QcowImage> {
     }
     let backing_file = if h.backing_file_offset != 0 {
         if h.backing_file_size > MAX_BACKING_FILE_SIZE {
-            return Err(bad(
+            return Err(Error::failed_at(
                 path,
                 format!(
                     "Backing file name too long (header backing_file_size {})",

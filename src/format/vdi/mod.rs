@@ -157,11 +157,6 @@ fn fill_random(buf: &mut [u8]) {
     }
 }
 
-/// A one-line failure about `path`.
-fn bad(path: &Path, message: impl std::fmt::Display) -> Error {
-    Error::Failed(format!("{}: {message}", path.display()))
-}
-
 /// Reads and checks the header of the vdi image at `path` as qemu's vdi
 /// driver does when it opens an image, with qemu's messages. Every field is
 /// untrusted; nothing is allocated or looped over by a header field (the
@@ -170,7 +165,7 @@ pub fn read_header(path: &Path) -> Result<VdiHeader> {
     let (_file, _len, buf) = super::read_fixed_header::<HEADER_BYTES>(path, "VDI")?;
     let mut h = VdiHeader::parse(&buf);
     if h.disk_size > VDI_DISK_SIZE_MAX {
-        return Err(bad(
+        return Err(Error::failed_at(
             path,
             format!(
                 "Unsupported VDI image size (size is 0x{:x}, max supported is 0x{VDI_DISK_SIZE_MAX:x})",
@@ -181,9 +176,10 @@ pub fn read_header(path: &Path) -> Result<VdiHeader> {
     // "VBoxManage convertfromraw can create images with odd disk sizes":
     // accepted, rounded up to a sector (cannot overflow: bounded above).
     h.disk_size = round_to_sector(h.disk_size);
-    let unsupported = |what: String| bad(path, format!("unsupported VDI image ({what})"));
+    let unsupported =
+        |what: String| Error::failed_at(path, format!("unsupported VDI image ({what})"));
     if h.signature != VDI_SIGNATURE {
-        return Err(bad(
+        return Err(Error::failed_at(
             path,
             format!(
                 "Image not in VDI format (bad signature {:08x})",

@@ -105,10 +105,6 @@ fn printable(s: &str) -> String {
         .collect()
 }
 
-fn failed(path: &Path, msg: impl std::fmt::Display) -> Error {
-    Error::Failed(format!("{}: {msg}", path.display()))
-}
-
 /// Reads `len` bytes at `offset`; past the end of the file reads as zeros
 /// (as qemu's file driver does). `len` is bounded by the callers.
 fn read_zero_filled(file: &File, path: &Path, offset: u64, len: usize) -> Result<Vec<u8>> {
@@ -150,11 +146,11 @@ fn open(path: &Path) -> Result<Opened> {
         .metadata()
         .map_err(Error::io_at(path, "Could not access file"))?;
     if meta.is_dir() {
-        return Err(failed(path, "Is a directory"));
+        return Err(Error::failed_at(path, "Is a directory"));
     }
     let ft = meta.file_type();
     if ft.is_fifo() || ft.is_socket() {
-        return Err(failed(path, "not a regular file or block device"));
+        return Err(Error::failed_at(path, "not a regular file or block device"));
     }
     Ok(Opened {
         file,
@@ -176,7 +172,10 @@ fn read_sector0(o: &Opened, path: &Path) -> Result<Vec<u8>> {
 
 fn read_start(o: &Opened, path: &Path, offset: u64, max: u64) -> Result<Vec<u8>> {
     if o.len < 4 {
-        return Err(failed(path, "File is too small, not a valid image"));
+        return Err(Error::failed_at(
+            path,
+            "File is too small, not a valid image",
+        ));
     }
     read_zero_filled(&o.file, path, offset, o.len.min(max) as usize)
 }
@@ -220,7 +219,7 @@ pub fn inspect_image(path: &Path) -> Result<VmdkImage> {
         .try_fold(0u64, |acc, e| acc.checked_add(e.sectors))
         .filter(|s| s.checked_mul(SECTOR_SIZE).is_some_and(|b| b <= MAX_LENGTH));
     if total.is_none() {
-        return Err(failed(
+        return Err(Error::failed_at(
             path,
             "Could not refresh total sector count: File too large (extent sizes add up past the largest image)",
         ));
@@ -232,7 +231,7 @@ pub fn inspect_image(path: &Path) -> Result<VmdkImage> {
         Ok(v) => Some(String::from_utf8_lossy(v).into_owned()),
         Err(QuotedError::Missing) => None,
         Err(QuotedError::Invalid) => {
-            return Err(failed(
+            return Err(Error::failed_at(
                 path,
                 "invalid parentFileNameHint in the vmdk descriptor (no closing quote, or longer than 4095 bytes)",
             ));
@@ -240,9 +239,9 @@ pub fn inspect_image(path: &Path) -> Result<VmdkImage> {
     };
     let cid_text = c_str(&window[..DESC_WINDOW as usize - 1]);
     let cid = find_cid(cid_text, false)
-        .ok_or_else(|| failed(path, "vmdk descriptor has no valid CID"))?;
+        .ok_or_else(|| Error::failed_at(path, "vmdk descriptor has no valid CID"))?;
     let parent_cid = find_cid(cid_text, true)
-        .ok_or_else(|| failed(path, "vmdk descriptor has no valid parentCID"))?;
+        .ok_or_else(|| Error::failed_at(path, "vmdk descriptor has no valid parentCID"))?;
     Ok(VmdkImage {
         create_type,
         cid,
@@ -283,18 +282,18 @@ fn open_sparse(o: &Opened, path: &Path, name: &str, head: &[u8], top: bool) -> R
         }));
     }
     if !head.starts_with(&MAGIC) {
-        return Err(failed(path, "Image not in VMDK format"));
+        return Err(Error::failed_at(path, "Image not in VMDK format"));
     }
     let mut h = SparseExtentHeader::parse(head);
     if h.capacity == 0 && h.desc_offset != 0 {
         if !top {
-            return Err(failed(
+            return Err(Error::failed_at(
                 path,
                 "a sparse extent that is itself a descriptor is not supported",
             ));
         }
         let offset = h.desc_offset.checked_mul(SECTOR_SIZE).ok_or_else(|| {
-            failed(
+            Error::failed_at(
                 path,
                 format!("descriptorOffset {} is invalid", h.desc_offset),
             )
@@ -305,20 +304,20 @@ fn open_sparse(o: &Opened, path: &Path, name: &str, head: &[u8], top: bool) -> R
         h = read_footer(o, path)?;
     }
     if h.version > 3 {
-        return Err(failed(
+        return Err(Error::failed_at(
             path,
             format!("Unsupported VMDK version {}", h.version),
         ));
     }
     if h.num_gtes_per_gt > MAX_GTES_PER_GT {
-        return Err(failed(
+        return Err(Error::failed_at(
             path,
             format!("L2 table size too big (numGTEsPerGT {})", h.num_gtes_per_gt),
         ));
     }
     let l1_entry_sectors = (h.num_gtes_per_gt as u64).wrapping_mul(h.granularity) as u32;
     if l1_entry_sectors == 0 {
-        return Err(failed(
+        return Err(Error::failed_at(
             path,
             format!(
                 "L1 entry size is invalid (numGTEsPerGT {} × grainSize {})",
@@ -329,7 +328,7 @@ fn open_sparse(o: &Opened, path: &Path, name: &str, head: &[u8], top: bool) -> R
     let l1_size = (h.capacity.wrapping_add(l1_entry_sectors as u64 - 1) / l1_entry_sectors as u64)
         as u32 as u64;
     if file_sectors < h.grain_offset {
-        return Err(failed(
+        return Err(Error::failed_at(
             path,
             format!(
                 "File truncated, expecting at least {} bytes",
@@ -349,7 +348,7 @@ fn open_sparse(o: &Opened, path: &Path, name: &str, head: &[u8], top: bool) -> R
             .and_then(|b| b.checked_add(table_bytes))
             .is_some_and(|end| end <= MAX_LENGTH);
         if !fits {
-            return Err(failed(
+            return Err(Error::failed_at(
                 path,
                 format!(
                     "Could not read {what} from extent '{name}': Invalid argument (offset sector {sector})"
@@ -370,13 +369,13 @@ fn open_sparse(o: &Opened, path: &Path, name: &str, head: &[u8], top: bool) -> R
 /// qemu's `vmdk_add_extent` limits.
 fn check_extent(path: &Path, cluster_sectors: u64, l1_size: u64) -> Result<()> {
     if cluster_sectors > MAX_CLUSTER_SECTORS {
-        return Err(failed(
+        return Err(Error::failed_at(
             path,
             format!("Invalid granularity, image may be corrupt (grainSize {cluster_sectors})"),
         ));
     }
     if l1_size > MAX_L1_SIZE {
-        return Err(failed(
+        return Err(Error::failed_at(
             path,
             format!("L1 size too big ({l1_size} grain directory entries)"),
         ));
@@ -391,7 +390,7 @@ fn read_footer(o: &Opened, path: &Path) -> Result<SparseExtentHeader> {
     let end = o.len.div_ceil(SECTOR_SIZE) * SECTOR_SIZE;
     let start = end
         .checked_sub(3 * SECTOR_SIZE)
-        .ok_or_else(|| failed(path, "Failed to read footer: file too short"))?;
+        .ok_or_else(|| Error::failed_at(path, "Failed to read footer: file too short"))?;
     let b = read_zero_filled(&o.file, path, start, 3 * SECTOR_SIZE as usize)?;
     let marker = |at: usize| {
         let mut m = [0u8; 16];
@@ -408,7 +407,7 @@ fn read_footer(o: &Opened, path: &Path) -> Result<SparseExtentHeader> {
         || eos.size != 0
         || eos.kind != MARKER_END_OF_STREAM
     {
-        return Err(failed(path, "Invalid footer"));
+        return Err(Error::failed_at(path, "Invalid footer"));
     }
     Ok(SparseExtentHeader::parse(&b[sector..2 * sector]))
 }
@@ -426,7 +425,7 @@ fn dir_of(name: &str) -> &str {
 /// extent the descriptor names.
 fn open_descriptor(path: &Path, name: &str, text: &[u8]) -> Result<(String, Vec<Extent>)> {
     let ct = find_quoted(text, b"createType", MAX_CREATE_TYPE)
-        .map_err(|_| failed(path, "invalid VMDK image descriptor (createType)"))?;
+        .map_err(|_| Error::failed_at(path, "invalid VMDK image descriptor (createType)"))?;
     let ct = String::from_utf8_lossy(ct).into_owned();
     const SUPPORTED: [&str; 6] = [
         "monolithicFlat",
@@ -437,14 +436,14 @@ fn open_descriptor(path: &Path, name: &str, text: &[u8]) -> Result<(String, Vec<
         "twoGbMaxExtentFlat",
     ];
     if !SUPPORTED.contains(&ct.as_str()) {
-        return Err(failed(
+        return Err(Error::failed_at(
             path,
             format!("Unsupported image type '{}'", printable(&ct)),
         ));
     }
     let lines = parse_extent_lines(text).map_err(|e| match e {
         descriptor::ExtentLineError::Invalid(l) => {
-            failed(path, format!("Invalid extent line: {}", printable(&l)))
+            Error::failed_at(path, format!("Invalid extent line: {}", printable(&l)))
         }
     })?;
     let dir = dir_of(name);
@@ -457,7 +456,7 @@ fn open_descriptor(path: &Path, name: &str, text: &[u8]) -> Result<(String, Vec<
         };
         let ext_path = Path::new(&ext_name);
         let in_extent = |e: Error| match e {
-            Error::Failed(m) => failed(path, m),
+            Error::Failed(m) => Error::failed_at(path, m),
             other => other,
         };
         let eo = open(ext_path).map_err(in_extent)?;
@@ -479,12 +478,12 @@ fn open_descriptor(path: &Path, name: &str, text: &[u8]) -> Result<(String, Vec<
                         e
                     }
                     Sparse::Descriptor(_) => {
-                        return Err(failed(ext_path, "nested vmdk descriptor"));
+                        return Err(Error::failed_at(ext_path, "nested vmdk descriptor"));
                     }
                 }
             }
             other => {
-                return Err(failed(
+                return Err(Error::failed_at(
                     ext_path,
                     format!(
                         "Unsupported extent type '{}' (diskforge does not read it)",

@@ -236,11 +236,6 @@ fn creation_timestamp(ctx: &CreateContext) -> u32 {
     unix.saturating_sub(VHD_TIMESTAMP_BASE) as u32
 }
 
-/// A one-line failure about `path`.
-fn bad(path: &Path, message: impl std::fmt::Display) -> Error {
-    Error::Failed(format!("{}: {message}", path.display()))
-}
-
 /// What the reader learnt from a VHD.
 #[derive(Debug, Clone)]
 pub struct VpcImage {
@@ -265,7 +260,7 @@ pub fn read_image(path: &Path) -> Result<VpcImage> {
         .map_err(Error::io_at(path, "Could not open"))?
         .len();
     if len < FOOTER_BYTES as u64 {
-        return Err(bad(
+        return Err(Error::failed_at(
             path,
             format!("File too small for a VHD header ({len} bytes)"),
         ));
@@ -280,13 +275,13 @@ pub fn read_image(path: &Path) -> Result<VpcImage> {
             .map_err(Error::io_at(path, "Unable to read VHD footer"))?;
         footer = Footer::parse(&buf);
         if &footer.cookie != VHD_COOKIE {
-            return Err(bad(
+            return Err(Error::failed_at(
                 path,
                 "invalid VPC image (no \"conectix\" cookie at the start or in the footer)",
             ));
         }
         if footer.disk_type != DISK_TYPE_FIXED {
-            return Err(bad(
+            return Err(Error::failed_at(
                 path,
                 format!(
                     "invalid VPC image (footer disk_type {} without a footer copy at offset 0; only fixed disks (2) have none)",
@@ -298,7 +293,7 @@ pub fn read_image(path: &Path) -> Result<VpcImage> {
     }
     let computed = footer.computed_checksum();
     if footer.checksum != computed {
-        return Err(bad(
+        return Err(Error::failed_at(
             path,
             format!(
                 "Incorrect header checksum (footer checksum 0x{:08x}, computed 0x{computed:08x})",
@@ -311,7 +306,7 @@ pub fn read_image(path: &Path) -> Result<VpcImage> {
         sectors = footer.current_size / VHD_SECTOR_SIZE;
     }
     if sectors > VHD_MAX_SECTORS {
-        return Err(bad(
+        return Err(Error::failed_at(
             path,
             format!(
                 "File too large (footer current_size/geometry give {sectors} sectors, max is {VHD_MAX_SECTORS}, 2040 GiB)"
@@ -344,7 +339,7 @@ fn read_dynamic(
         .checked_add(DYNAMIC_HEADER_BYTES as u64)
         .is_none_or(|end| end > len)
     {
-        return Err(bad(
+        return Err(Error::failed_at(
             path,
             format!(
                 "Error reading dynamic VHD header (footer data_offset 0x{at:x} is past the end of the {len}-byte file)"
@@ -356,14 +351,14 @@ fn read_dynamic(
         .map_err(Error::io_at(path, "Error reading dynamic VHD header"))?;
     let h = DynamicHeader::parse(&buf);
     if &h.cookie != DYNAMIC_COOKIE {
-        return Err(bad(
+        return Err(Error::failed_at(
             path,
             "Invalid header magic (dynamic header cookie is not \"cxsparse\")",
         ));
     }
     let block_size = u64::from(h.block_size);
     if !h.block_size.is_power_of_two() || block_size < VHD_SECTOR_SIZE {
-        return Err(bad(
+        return Err(Error::failed_at(
             path,
             format!(
                 "Invalid block size {} (dynamic header block_size)",
@@ -372,14 +367,14 @@ fn read_dynamic(
         ));
     }
     if virtual_size / block_size > u64::from(u32::MAX) {
-        return Err(bad(
+        return Err(Error::failed_at(
             path,
             format!("Too many blocks (dynamic header block_size {block_size})"),
         ));
     }
     let entries = u64::from(h.max_table_entries);
     if entries * block_size < virtual_size {
-        return Err(bad(
+        return Err(Error::failed_at(
             path,
             format!(
                 "Page table too small (dynamic header max_table_entries {entries} × block_size {block_size} < virtual size {virtual_size})"
@@ -387,7 +382,7 @@ fn read_dynamic(
         ));
     }
     if entries > (i32::MAX / 4) as u64 {
-        return Err(bad(
+        return Err(Error::failed_at(
             path,
             format!("Max Table Entries too large ({entries})"),
         ));
@@ -395,7 +390,7 @@ fn read_dynamic(
     let table_offset = h.table_offset;
     let table_end = table_offset.checked_add(entries * 4);
     if table_end.is_none_or(|end| end > len) {
-        return Err(bad(
+        return Err(Error::failed_at(
             path,
             format!(
                 "Error reading pagetable (dynamic header table_offset 0x{table_offset:x} with max_table_entries {entries} runs past the end of the {len}-byte file)"
@@ -424,7 +419,7 @@ fn read_dynamic(
         done += n;
     }
     if free_data_block_offset > len {
-        return Err(bad(
+        return Err(Error::failed_at(
             path,
             "block-vpc: free_data_block_offset points after the end of file. The image has been truncated.",
         ));
