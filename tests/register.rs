@@ -198,7 +198,11 @@ fn every_field_round_trips() {
             .map(|t| t.as_str().unwrap())
             .collect();
         tags.sort();
-        assert_eq!(tags, ["alpha", "beta gamma"]);
+        assert_eq!(
+            tags,
+            ["alpha", "beta gamma"],
+            "created {created} / read back {got}"
+        );
         assert_eq!(rec["os_distro"], "ubuntu");
         assert_eq!(rec["hw_disk_bus"], "virtio");
         assert_eq!(rec["empty"], "");

@@ -24,9 +24,11 @@ def gunicorn(app, port, env, extra_pythonpath=None):
     argv = [
         os.path.join(VENV_BIN, "gunicorn"),
         "--bind", "127.0.0.1:%d" % port,
-        "--worker-class", "gthread",
+        # One request at a time: Glance and Keystone keep their state in
+        # SQLite, and concurrent requests from the parallel tests lost
+        # writes (an image created with tags came back with none).
+        "--worker-class", "sync",
         "--workers", "1",
-        "--threads", "8",
         "--timeout", "600",
         "--log-level", "warning",
         app,
