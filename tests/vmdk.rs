@@ -804,7 +804,11 @@ fn assert_refused(dir: &Path, file: &str, want: &str) {
         ],
     );
     assert_eq!(r.code, 1, "{file}: {r:?}");
-    assert_eq!(r.stderr.lines().count(), 1, "{file}: {r:?}");
+    // qemu-img's two lines: why the backing image did not open, then
+    // "Could not open backing image.".
+    let lines: Vec<&str> = r.stderr.lines().collect();
+    assert_eq!(lines.len(), 2, "{file}: {r:?}");
+    assert_eq!(lines[1], "Could not open backing image.", "{file}: {r:?}");
     assert!(!dir.join("top.vmdk").exists());
 }
 

@@ -3,6 +3,7 @@ use clap::Args;
 /// `diskforge create`: the arguments of `qemu-img create`.
 #[derive(Debug, Args)]
 #[command(
+    args_override_self = true,
     about = "Create a new disk image (qemu-img create)",
     long_about = "Create a new disk image FILENAME of SIZE bytes in format FMT, exactly as \
 `qemu-img create` does. SIZE takes the suffixes k, M, G, T, P, E (powers of 1024) and \
@@ -50,8 +51,8 @@ pub struct CreateArgs {
     pub reproducible: bool,
 
     /// The image file to create (overwritten if it exists)
-    #[arg(value_name = "FILENAME")]
-    pub filename: Option<String>,
+    #[arg(value_name = "FILENAME", value_parser = clap::value_parser!(std::ffi::OsString))]
+    pub filename: Option<std::ffi::OsString>,
 
     /// Virtual size: bytes or a number with suffix k, M, G, T, P, E
     #[arg(value_name = "SIZE")]

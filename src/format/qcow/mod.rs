@@ -210,7 +210,7 @@ pub fn read_image(path: &Path) -> Result<QcowImage> {
         file.read_exact_at(&mut name[..available], h.backing_file_offset)
             .map_err(Error::io_at(path, "Could not read the backing file name"))?;
         let end = name.iter().position(|&b| b == 0).unwrap_or(name.len());
-        Some(String::from_utf8_lossy(&name[..end]).into_owned())
+        Some(crate::name::from_bytes(&name[..end]))
     } else {
         None
     };
@@ -226,16 +226,12 @@ pub fn read_image(path: &Path) -> Result<QcowImage> {
 pub fn inspect(path: &Path) -> Result<ImageInfo> {
     let image = read_image(path)?;
     let h = &image.header;
-    let image_name = path.display().to_string();
+    let image_name = crate::name::of_path(path);
     let full_backing = image
         .backing_file
         .as_deref()
         .filter(|b| !b.is_empty())
-        .map(|b| {
-            crate::create::resolve_backing_path(&image_name, b)
-                .display()
-                .to_string()
-        });
+        .map(|b| crate::name::of_path(&crate::create::resolve_backing_path(&image_name, b)));
     Ok(ImageInfo {
         filename: image_name,
         format: "qcow".to_string(),
