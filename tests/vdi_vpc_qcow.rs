@@ -859,16 +859,17 @@ fn assert_rejected(
     };
     match result {
         Err(Error::Failed(m)) => {
-            assert!(!m.contains('\n'), "one line: {m}");
+            // One line, or two where qemu-img adds a hint.
+            assert!(m.lines().count() <= 2, "one line: {m}");
             assert!(
                 m.starts_with(&bad.display().to_string()),
                 "names the file: {m}"
             );
             assert!(m.contains(expect), "expected {expect:?} in {m:?}");
-            if fmt == Format::Vpc {
+            {
                 // qemu-img's message for the same file is the expected one.
                 let name = bad.file_name().unwrap().to_str().unwrap();
-                let q = qemu_img(dir, &["info", "-f", "vpc", name]);
+                let q = qemu_img(dir, &["info", "-f", fmt.name(), name]);
                 let ours = m
                     .strip_prefix(&format!("{}: ", bad.display()))
                     .unwrap_or(&m)
@@ -976,8 +977,15 @@ fn hostile_vdi_headers_are_refused() {
     );
     assert_rejected(d, v, "v.vdi", |b| b[0x1a8] = 1, "non-NULL link UUID");
     assert_rejected(d, v, "v.vdi", |b| b[0x1b8] = 1, "non-NULL parent UUID");
-    assert_rejected(d, v, "v.vdi", |b| b.truncate(300), "too small");
-    assert_rejected(d, v, "v.vdi", |b| b.clear(), "too small");
+    // Past the end of a short file the header reads as zeros, as in qemu.
+    assert_rejected(
+        d,
+        v,
+        "v.vdi",
+        |b| b.truncate(300),
+        "sector size 0 is not 512",
+    );
+    assert_rejected(d, v, "v.vdi", |b| b.clear(), "bad signature 00000000");
     // Absurd but allowed block counts need no memory: the block map is
     // not loaded. qemu accepts this image as well.
     let mut b = read(&d.join("v.vdi"));
@@ -1212,7 +1220,14 @@ fn hostile_qcow_headers_are_refused() {
         "does not support qcow version 2",
     );
     assert_rejected(d, q, "q.qcow", |b| b[0] = 0, "Image not in qcow format");
-    assert_rejected(d, q, "q.qcow", |b| b.truncate(47), "too small");
+    assert_rejected(
+        d,
+        q,
+        "q.qcow",
+        |b| b.truncate(20),
+        "Image size is too small",
+    );
+    assert_rejected(d, q, "q.qcow", |b| b.clear(), "Image not in qcow format");
     // A backing name past the end of the file reads as zeros, as in qemu.
     let mut b = read(&d.join("q.qcow"));
     put_be64(&mut b, 8, 1 << 40);

@@ -9,7 +9,12 @@ use clap::Args;
 `qemu-img create` does. SIZE takes the suffixes k, M, G, T, P, E (powers of 1024) and \
 decimals (1.5G); it may be omitted when a backing file gives it.\n\n\
 Formats: raw (default), qcow2, qcow, vmdk, vdi, vpc (alias vhd). \
-`-o help` lists the options of a format."
+`-o help` lists the options of a format.\n\n\
+Azure accepts only fixed VHDs whose virtual size is a whole number of MiB: \
+`-o subformat=fixed` rounds the size to the CHS geometry (1G becomes 1073995776 bytes), \
+so use `-o subformat=fixed,force_size=on` with a size in whole MiB. diskforge notes this \
+on stderr only when stderr is a terminal and -q is not given; otherwise, like qemu-img, \
+it prints nothing there."
 )]
 pub struct CreateArgs {
     /// Quiet: do not print the `Formatting ...` line or a progress bar
