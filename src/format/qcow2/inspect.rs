@@ -90,7 +90,9 @@ struct Extensions {
     data_file: Option<String>,
     /// (type, bit, name) from the feature name table, in table order.
     feature_table: Vec<(u8, u8, String)>,
-    crypto: Option<(u64, u64)>,
+    /// The LUKS header the crypto extension points at (read and checked
+    /// while the extensions are read, as qemu opens it there).
+    luks: Option<crate::info::LuksInfo>,
     bitmaps: Option<BitmapsExt>,
 }
 
@@ -141,6 +143,19 @@ pub fn inspect_file(f: &ImageFile) -> Result<ImageInfo> {
     }
     let mut ext = Extensions::default();
     read_extensions(f, &h, ext_start, ext_end, &mut ext)?;
+    let encrypt = match h.crypt_method {
+        CRYPT_NONE => None,
+        CRYPT_AES => Some(Qcow2Encryption::Aes),
+        _ => {
+            let luks = ext.luks.take().ok_or_else(|| {
+                fail(format!(
+                    "Missing CRYPTO header for crypt method {}",
+                    h.crypt_method as i32
+                ))
+            })?;
+            Some(Qcow2Encryption::Luks(Box::new(luks)))
+        }
+    };
 
     let backing_filename = if h.backing_file_offset != 0 {
         let len = h.backing_file_size;
@@ -158,21 +173,6 @@ pub fn inspect_file(f: &ImageFile) -> Result<ImageInfo> {
     let bitmaps = match &ext.bitmaps {
         Some(b) if h.autoclear_features & AUTOCLEAR_BITMAPS != 0 => read_bitmaps(f, &h, b)?,
         _ => None,
-    };
-    let encrypt = match h.crypt_method {
-        CRYPT_NONE => None,
-        CRYPT_AES => Some(Qcow2Encryption::Aes),
-        _ => {
-            let (offset, length) = ext.crypto.ok_or_else(|| {
-                fail(format!(
-                    "Missing CRYPTO header for crypt method {}",
-                    h.crypt_method as i32
-                ))
-            })?;
-            Some(Qcow2Encryption::Luks(Box::new(read_luks(
-                f, offset, length,
-            )?)))
-        }
     };
 
     let v3 = h.version >= 3;
@@ -331,7 +331,14 @@ fn read_extensions(
                 }
                 let mut d = [0u8; 16];
                 f.read_at(offset, &mut d)?;
-                ext.crypto = Some((BigEndian::read_u64(&d[0..]), BigEndian::read_u64(&d[8..])));
+                let (offset, length) = (BigEndian::read_u64(&d[0..]), BigEndian::read_u64(&d[8..]));
+                if offset % h.cluster_size() != 0 {
+                    return Err(fail(format!(
+                        "Encryption header offset '{offset}' is not a multiple of cluster size '{}'",
+                        h.cluster_size()
+                    )));
+                }
+                ext.luks = Some(read_luks(f, offset, length)?);
             }
             EXT_BITMAPS if h.autoclear_features & AUTOCLEAR_BITMAPS != 0 => {
                 if len != 24 {
@@ -339,11 +346,16 @@ fn read_extensions(
                 }
                 let mut d = [0u8; 24];
                 f.read_at(offset, &mut d)?;
-                ext.bitmaps = Some(BitmapsExt {
+                if BigEndian::read_u32(&d[4..]) != 0 {
+                    return Err(fail("bitmaps_ext: Reserved field is not zero"));
+                }
+                let b = BitmapsExt {
                     nb_bitmaps: BigEndian::read_u32(&d[0..]),
                     directory_size: BigEndian::read_u64(&d[8..]),
                     directory_offset: BigEndian::read_u64(&d[16..]),
-                });
+                };
+                check_bitmaps_ext(h, &b)?;
+                ext.bitmaps = Some(b);
             }
             EXT_DATA_FILE => {
                 let data = f.read_vec(offset, len as usize)?;
@@ -464,7 +476,8 @@ fn check_tables(h: &Header) -> Result<()> {
     };
     let l2_bits = h.cluster_bits - l2_entry_shift;
     let shift = h.cluster_bits + l2_bits;
-    let needed = (h.size >> shift) + u64::from(h.size & ((1u64 << shift) - 1) != 0);
+    // qemu's size_to_l1 rounds up in wrapping 64-bit arithmetic.
+    let needed = h.size.wrapping_add((1u64 << shift) - 1) >> shift;
     if needed > i32::MAX as u64 {
         return Err(fail("Image is too big"));
     }
@@ -535,11 +548,9 @@ fn read_snapshots(f: &ImageFile, h: &Header) -> Result<Vec<SnapshotInfo>> {
     Ok(out)
 }
 
-/// The persistent bitmaps' names, granularities and flags, from the
-/// bitmap directory, with the checks qemu makes when it loads them. The
-/// directory is bounded as qemu bounds it (64 MiB) and only the part
-/// inside the file is read: past the end it is zeros.
-fn read_bitmaps(f: &ImageFile, h: &Header, b: &BitmapsExt) -> Result<Option<Vec<Qcow2BitmapInfo>>> {
+/// The bitmaps extension's checks, made where qemu makes them: while the
+/// header extensions are read.
+fn check_bitmaps_ext(h: &Header, b: &BitmapsExt) -> Result<()> {
     if b.nb_bitmaps > MAX_BITMAPS {
         return Err(fail(format!(
             "bitmaps_ext: Image has {} bitmaps, exceeding the QEMU supported maximum of {MAX_BITMAPS}",
@@ -558,6 +569,14 @@ fn read_bitmaps(f: &ImageFile, h: &Header, b: &BitmapsExt) -> Result<Option<Vec<
             b.directory_size
         )));
     }
+    Ok(())
+}
+
+/// The persistent bitmaps' names, granularities and flags, from the
+/// bitmap directory, with the checks qemu makes when it loads them. The
+/// directory is bounded as qemu bounds it (64 MiB) and only the part
+/// inside the file is read: past the end it is zeros.
+fn read_bitmaps(f: &ImageFile, h: &Header, b: &BitmapsExt) -> Result<Option<Vec<Qcow2BitmapInfo>>> {
     if b.directory_size == 0 {
         return Err(fail("Requested bitmap directory size is zero"));
     }
@@ -580,13 +599,13 @@ fn read_bitmaps(f: &ImageFile, h: &Header, b: &BitmapsExt) -> Result<Option<Vec<
     let mut out = Vec::new();
     let mut pos = 0usize;
     while pos < size {
+        if pos + BITMAP_ENTRY_SIZE > size {
+            return Err(fail("Broken bitmap directory"));
+        }
         if out.len() as u32 >= b.nb_bitmaps {
             return Err(fail(
                 "More bitmaps found than specified in header extension",
             ));
-        }
-        if pos + BITMAP_ENTRY_SIZE > size {
-            return Err(fail("Broken bitmap directory"));
         }
         let e = bytes(pos, BITMAP_ENTRY_SIZE);
         let table_offset = BigEndian::read_u64(&e[0..]);
@@ -595,21 +614,24 @@ fn read_bitmaps(f: &ImageFile, h: &Header, b: &BitmapsExt) -> Result<Option<Vec<
         let kind = e[16];
         let granularity_bits = u32::from(e[17]);
         let name_len = BigEndian::read_u16(&e[18..]) as usize;
-        let extra_len = BigEndian::read_u32(&e[20..]) as usize;
-        let next = (pos + BITMAP_ENTRY_SIZE)
-            .checked_add(extra_len)
-            .and_then(|x| x.checked_add(name_len))
-            .map(|x| x.next_multiple_of(8))
-            .filter(|&x| x <= size)
-            .ok_or_else(|| fail("Broken bitmap directory"))?;
-        let name_bytes = bytes(pos + BITMAP_ENTRY_SIZE + extra_len, name_len);
-        let name = c_string(&name_bytes);
-        if extra_len != 0 {
-            return Err(fail(format!(
-                "Bitmap '{}' has unsupported extra data",
-                escape(&name)
-            )));
+        let extra_len = BigEndian::read_u32(&e[20..]);
+        // qemu sizes an entry in a C int: a huge extra_data_size wraps
+        // (to a size that does not pass the end), and is then refused
+        // for being extra data.
+        let entry_size = (BITMAP_ENTRY_SIZE as i32)
+            .wrapping_add(name_len as i32)
+            .wrapping_add(extra_len as i32)
+            .wrapping_add(7)
+            & !7;
+        if pos as i64 + i64::from(entry_size) > size as i64 {
+            return Err(fail("Broken bitmap directory"));
         }
+        if extra_len != 0 {
+            return Err(fail("Bitmap extra data is not supported"));
+        }
+        let next = pos + entry_size as usize;
+        let name_bytes = bytes(pos + BITMAP_ENTRY_SIZE, name_len);
+        let name = c_string(&name_bytes);
         let phys_bytes = u64::from(table_size) * h.cluster_size();
         let covered = phys_bytes
             .checked_mul(8)

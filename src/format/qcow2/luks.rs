@@ -31,7 +31,7 @@ fn check_luks_header(b: &[u8; LUKS_HEADER_SIZE]) -> Result<()> {
     }
     let version = BigEndian::read_u16(&b[6..]);
     if version != 1 {
-        return Err(fail(format!("Unsupported LUKS version {version}")));
+        return Err(fail(format!("LUKS version {version} is not supported")));
     }
     for (field, what) in [
         (&b[8..40], "cipher name"),
@@ -61,7 +61,8 @@ fn check_luks_header(b: &[u8; LUKS_HEADER_SIZE]) -> Result<()> {
         let len1 = split_sectors(stripes);
         if stripes != LUKS_STRIPES {
             return Err(fail(format!(
-                "Keyslot {i} is corrupted (stripes {stripes} != {LUKS_STRIPES})"
+                "Keyslot {i} is corrupted (stripes {} != {LUKS_STRIPES})",
+                stripes as i32
             )));
         }
         if active != LUKS_SLOT_DISABLED && active != LUKS_SLOT_ACTIVE {
