@@ -341,12 +341,17 @@ fn scan_extent_line(
     while i < text.len() && i - s < 511 && !matches!(text[i], b'\n' | b'\r' | b'"') {
         i += 1;
     }
-    if i == s || text.get(i) != Some(&b'"') {
+    if i == s {
         return None;
     }
     let file = text[s..i].to_vec();
-    i += 1;
-    let offset = scan_long(text, &mut i, skip);
+    // Without the closing quote sscanf stops after the name: four fields.
+    let offset = if text.get(i) == Some(&b'"') {
+        i += 1;
+        scan_long(text, &mut i, skip)
+    } else {
+        None
+    };
     Some(ScannedLine {
         access,
         sectors,

@@ -92,6 +92,16 @@ impl VmdkImage {
     }
 }
 
+/// qemu's message when the vmdk driver fails without one of its own (a
+/// missing CID, a bad parentFileNameHint): the block layer's
+/// `Could not open 'FILE': Invalid argument`.
+fn invalid_argument(path: &Path) -> Error {
+    Error::failed_at(
+        path,
+        format!("Could not open '{}': Invalid argument", escape_path(path)),
+    )
+}
+
 /// Reads `len` bytes at `offset`; past the end of the file reads as zeros
 /// (as qemu's file driver does). `len` is bounded by the callers.
 fn read_zero_filled(file: &File, path: &Path, offset: u64, len: usize) -> Result<Vec<u8>> {
@@ -213,7 +223,7 @@ pub fn inspect_image(path: &Path) -> Result<VmdkImage> {
     if total.is_none() {
         return Err(Error::failed_at(
             path,
-            "Could not refresh total sector count: File too large (extent sizes add up past the largest image)",
+            "Could not refresh total sector count: File too large",
         ));
     }
     let window = read_zero_filled(&o.file, path, desc_offset, DESC_WINDOW as usize)?;
@@ -223,17 +233,13 @@ pub fn inspect_image(path: &Path) -> Result<VmdkImage> {
         Ok(v) => Some(from_bytes(v)),
         Err(QuotedError::Missing) => None,
         Err(QuotedError::Invalid) => {
-            return Err(Error::failed_at(
-                path,
-                "invalid parentFileNameHint in the vmdk descriptor (no closing quote, or longer than 4095 bytes)",
-            ));
+            // qemu sets no message here: the open fails with EINVAL.
+            return Err(invalid_argument(path));
         }
     };
     let cid_text = c_str(&window[..DESC_WINDOW as usize - 1]);
-    let cid = find_cid(cid_text, false)
-        .ok_or_else(|| Error::failed_at(path, "vmdk descriptor has no valid CID"))?;
-    let parent_cid = find_cid(cid_text, true)
-        .ok_or_else(|| Error::failed_at(path, "vmdk descriptor has no valid parentCID"))?;
+    let cid = find_cid(cid_text, false).ok_or_else(|| invalid_argument(path))?;
+    let parent_cid = find_cid(cid_text, true).ok_or_else(|| invalid_argument(path))?;
     Ok(VmdkImage {
         create_type,
         cid,
@@ -326,15 +332,18 @@ fn open_sparse(o: &Opened, path: &Path, name: &str, head: &[u8], top: bool) -> R
         tables.push(("l1 backup table", h.rgd_offset));
     }
     for (what, sector) in tables {
-        let fits = sector
-            .checked_mul(SECTOR_SIZE)
-            .and_then(|b| b.checked_add(table_bytes))
-            .is_some_and(|end| end <= MAX_LENGTH);
+        // qemu shifts the sector number into a byte offset, dropping
+        // the bits shifted out, and reads there.
+        let offset = sector.wrapping_mul(SECTOR_SIZE);
+        let fits = (offset as i64) >= 0
+            && offset
+                .checked_add(table_bytes)
+                .is_some_and(|end| end <= MAX_LENGTH);
         if !fits {
             return Err(Error::failed_at(
                 path,
                 format!(
-                    "Could not read {what} from extent '{}': Invalid argument",
+                    "Could not read {what} from extent '{}': Input/output error",
                     escape(name)
                 ),
             ));
@@ -406,7 +415,7 @@ fn dir_of(name: &str) -> &str {
 /// extent the descriptor names.
 fn open_descriptor(path: &Path, name: &str, text: &[u8]) -> Result<(String, Vec<Extent>)> {
     let ct = find_quoted(text, b"createType", MAX_CREATE_TYPE)
-        .map_err(|_| Error::failed_at(path, "invalid VMDK image descriptor (createType)"))?;
+        .map_err(|_| Error::failed_at(path, "invalid VMDK image descriptor"))?;
     let ct = from_bytes(ct);
     const SUPPORTED: [&str; 6] = [
         "monolithicFlat",
