@@ -760,6 +760,44 @@ fn qcow2_with_bad_bitmap(name: &[u8]) -> Vec<u8> {
     }
 }
 
+/// A LUKS-encrypted qcow2 image made by qemu-img, its LUKS header's cipher
+/// name set to `cipher` (3 bytes, in place of "aes").
+fn qcow2_luks_with_cipher(cipher: &[u8]) -> Vec<u8> {
+    const EXT_CRYPTO: u32 = 0x0537_be77;
+    let d = tempdir();
+    qemu_img(
+        d.path(),
+        &[
+            "create",
+            "-q",
+            "-f",
+            "qcow2",
+            "--object",
+            "secret,id=s0,data=secret",
+            "-o",
+            "encrypt.format=luks,encrypt.key-secret=s0,encrypt.iter-time=10",
+            "e.qcow2",
+            "1M",
+        ],
+    )
+    .ok();
+    let mut b = std::fs::read(d.path().join("e.qcow2")).unwrap();
+    let be32 = |b: &[u8], at: usize| u32::from_be_bytes(b[at..at + 4].try_into().unwrap());
+    let mut at = QCOW2_HEADER_LEN;
+    loop {
+        let (magic, len) = (be32(&b, at), be32(&b, at + 4) as usize);
+        assert_ne!(magic, 0, "no crypto header extension");
+        if magic == EXT_CRYPTO {
+            let luks = u64::from_be_bytes(b[at + 8..at + 16].try_into().unwrap()) as usize;
+            // cipher_name: 32 bytes at offset 8 of the LUKS header.
+            assert_eq!(&b[luks + 8..luks + 11], b"aes");
+            b[luks + 8..luks + 8 + cipher.len()].copy_from_slice(cipher);
+            return b;
+        }
+        at += 8 + len.next_multiple_of(8);
+    }
+}
+
 /// Every error path that prints a name taken from a file (and a command
 /// line): qemu-img's message, with the name escaped.
 #[test]
@@ -839,6 +877,12 @@ fn names_with_control_characters_are_escaped_everywhere() {
             name: "qcow2 bitmap name",
             raw: evil.to_vec(),
             files: vec![file("t.qcow2", qcow2_with_bad_bitmap(evil))],
+            args: args(&[b"info", b"t.qcow2"]),
+        },
+        Case {
+            name: "LUKS cipher name",
+            raw: b"a\x1bs".to_vec(),
+            files: vec![file("t.qcow2", qcow2_luks_with_cipher(b"a\x1bs"))],
             args: args(&[b"info", b"t.qcow2"]),
         },
         Case {
@@ -978,6 +1022,34 @@ fn mutated_vmdk_files_are_judged_as_qemu_judges_them() {
             let ours_stderr = replace_all(&ours.stderr, b"\\x0a", b"\n");
             assert_eq!(show(&ours_stderr), show(&expected), "{name}");
             assert_eq!(show(&ours.stdout), show(&theirs.stdout), "{name}");
+        }
+    }
+}
+
+/// vdi and qcow headers with bytes changed at random: judged, worded and
+/// described as qemu-img does.
+#[test]
+fn mutated_vdi_and_qcow_headers_are_judged_as_qemu_judges_them() {
+    let dir = tempdir();
+    let d = dir.path();
+    let bin = tempdir();
+    let ours_bin = diskforge_as_qemu_img(bin.path());
+    qemu_img(d, &["create", "-q", "-f", "vdi", "v.vdi", "64M"]).ok();
+    qemu_img(d, &["create", "-q", "-f", "qcow", "q.qcow", "64M"]).ok();
+    let mut rng = Rng(0x853c_49e6_748f_ea9b);
+    for (base, fmt, region) in [("v.vdi", "vdi", 0x200u64), ("q.qcow", "qcow", 0x60)] {
+        let orig = std::fs::read(d.join(base)).unwrap();
+        for i in 0..200 {
+            let mut b = orig.clone();
+            for _ in 0..1 + rng.next() % 2 {
+                let at = (rng.next() % region) as usize;
+                b[at] ^= 1 << (rng.next() % 8);
+            }
+            std::fs::write(d.join("m.img"), &b).unwrap();
+            let args: &[&[u8]] = &[b"info", b"-f", fmt.as_bytes(), b"m.img"];
+            let theirs = run(d, &qemu_tool("qemu-img"), args);
+            let ours = run(d, &ours_bin, args);
+            assert_same(&format!("{base} mutation {i}"), &theirs, &ours);
         }
     }
 }
