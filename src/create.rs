@@ -5,6 +5,7 @@
 use crate::cli::CreateArgs;
 use crate::error::{Error, Result};
 use crate::format::{self, Format};
+use crate::name::{escape, escape_path};
 use crate::options::{Options, check_option_list, is_help_request};
 use crate::size::parse_image_size;
 use std::cell::RefCell;
@@ -48,8 +49,11 @@ impl Prealloc {
 
 /// Everything a format's writer needs to create one image.
 pub struct CreateContext<'a> {
-    /// The image file name as the user gave it (used in messages).
+    /// The image file name as the user gave it (its bytes carried as
+    /// [`crate::name`] describes; escape it for messages).
     pub filename: &'a str,
+    /// The path `filename` names.
+    path: PathBuf,
     /// The virtual size in bytes, as given (formats round it).
     pub size: u64,
     /// The format being created.
@@ -75,6 +79,7 @@ impl<'a> CreateContext<'a> {
     ) -> Self {
         CreateContext {
             filename,
+            path: crate::name::path_of(filename),
             format,
             size,
             options,
@@ -86,7 +91,7 @@ impl<'a> CreateContext<'a> {
 
     /// The image's path.
     pub fn path(&self) -> &Path {
-        Path::new(self.filename)
+        &self.path
     }
 
     /// A usage error about this image (exit 2).
@@ -110,7 +115,11 @@ impl<'a> CreateContext<'a> {
             .open(path)
             .map_err(|e| {
                 Error::io(
-                    format!("{}: Could not create '{}'", self.filename, path.display()),
+                    format!(
+                        "{}: Could not create '{}'",
+                        escape(self.filename),
+                        escape_path(path)
+                    ),
                     e,
                 )
             })?;
@@ -228,32 +237,66 @@ fn set_file_attributes(file: &File, nocow: bool, extent_size_hint: u64) {
 }
 
 /// Resolves a backing file name relative to the new image's directory,
-/// as qemu does.
+/// as qemu does (both names carry their bytes as [`crate::name`] says).
 pub fn resolve_backing_path(image: &str, backing: &str) -> PathBuf {
-    let b = Path::new(backing);
+    let b = crate::name::path_of(backing);
     if b.is_absolute() {
-        return b.to_path_buf();
+        return b;
     }
-    match Path::new(image).parent() {
+    match crate::name::path_of(image).parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir.join(b),
         _ => b.to_path_buf(),
     }
 }
 
-/// Runs `diskforge create`.
+/// qemu's format drivers that cannot create images: `create -f` names
+/// them as qemu-img does ("Format driver 'X' does not support image
+/// creation") rather than as unknown.
+const READ_ONLY_DRIVERS: &[&str] = &[
+    "blkdebug",
+    "blklogwrites",
+    "blkverify",
+    "bochs",
+    "cloop",
+    "compress",
+    "copy-before-write",
+    "copy-on-read",
+    "dmg",
+    "null-aio",
+    "null-co",
+    "preallocate",
+    "quorum",
+    "replication",
+    "snapshot-access",
+    "throttle",
+    "vvfat",
+];
+
+/// The format `-f` names, or qemu-img's error for it.
+fn create_format(name: &str) -> std::result::Result<Format, String> {
+    Format::from_name(name).ok_or_else(|| {
+        if READ_ONLY_DRIVERS.contains(&name) {
+            format!(
+                "Format driver '{}' does not support image creation",
+                escape(name)
+            )
+        } else {
+            format!("Unknown file format '{}'", escape(name))
+        }
+    })
+}
+
+/// Runs `diskforge create`, checking its arguments in qemu-img's order:
+/// the `-o` lists, `-o help` (where the format is checked first, with no
+/// file name in the message), the file name, the size, then the format.
 pub fn run(args: &CreateArgs) -> Result<()> {
-    let filename = args.filename.as_deref();
-    let format = Format::from_name(&args.format).ok_or_else(|| {
-        Error::Usage(format!(
-            "{}Unknown file format '{}'",
-            filename.map(|f| format!("{f}: ")).unwrap_or_default(),
-            args.format
-        ))
-    })?;
+    let filename = args.filename.as_deref().map(crate::name::from_os);
+    let filename = filename.as_deref();
     for arg in &args.options {
         check_option_list(arg).map_err(|e| Error::Usage(e.to_string()))?;
     }
     if is_help_request(&args.options) {
+        let format = create_format(&args.format).map_err(Error::Usage)?;
         let opts = Options::new(format.create_options(), filename.is_some());
         let text = match filename {
             Some(_) => opts.help_text("Supported options:", false),
@@ -265,7 +308,8 @@ pub fn run(args: &CreateArgs) -> Result<()> {
     let filename = filename.ok_or_else(|| Error::Usage("Expecting image file name".to_string()))?;
     if let Some(extra) = args.object.first() {
         return Err(Error::Usage(format!(
-            "--object '{extra}' is not supported: diskforge creates no encrypted images and needs no objects"
+            "--object '{}' is not supported: diskforge creates no encrypted images and needs no objects",
+            escape(extra)
         )));
     }
     let positional_size = match &args.size {
@@ -273,6 +317,7 @@ pub fn run(args: &CreateArgs) -> Result<()> {
         None => None,
     };
 
+    let format = create_format(&args.format).map_err(|e| Error::usage_for(filename, e))?;
     let mut opts = Options::new(format.create_options(), true);
     opts.parse(&args.options)
         .map_err(|e| Error::usage_for(filename, e))?;
@@ -292,18 +337,15 @@ pub fn run(args: &CreateArgs) -> Result<()> {
         opts.set_number("size", size)
             .map_err(|e| Error::usage_for(filename, e))?;
     }
-    for (name, value) in [
-        ("backing_file", &args.backing),
-        ("backing_fmt", &args.backing_format),
+    for (name, value, what) in [
+        ("backing_file", &args.backing, "Backing file"),
+        ("backing_fmt", &args.backing_format, "Backing file format"),
     ] {
         if let Some(v) = value {
             opts.set(name, v).map_err(|_| {
                 Error::usage_for(
                     filename,
-                    format!(
-                        "Backing file not supported for file format '{}'",
-                        format.name()
-                    ),
+                    format!("{what} not supported for file format '{}'", format.name()),
                 )
             })?;
         }
@@ -322,12 +364,16 @@ pub fn run(args: &CreateArgs) -> Result<()> {
     }
 
     if !args.quiet {
-        println!(
-            "Formatting '{}', fmt={} {}",
+        // The name's own bytes, as qemu-img prints them.
+        let line = format!(
+            "Formatting '{}', fmt={} {}\n",
             filename,
             format.name(),
             opts.formatting_text()
         );
+        let mut stdout = std::io::stdout().lock();
+        let _ = std::io::Write::write_all(&mut stdout, &crate::name::bytes_of(&line));
+        let _ = std::io::Write::flush(&mut stdout);
     }
 
     let ctx = CreateContext::new(filename, format, size, &opts, args.quiet, args.reproducible);
@@ -346,9 +392,14 @@ pub fn run(args: &CreateArgs) -> Result<()> {
     }
 }
 
+/// qemu's hint line after a backing image that does not open.
+const BACKING_HINT: &str = "Could not open backing image.";
+
 /// qemu-img's backing file rules: the format must support one, a backing
-/// format is required, and unless `-u` the backing image must open (its
-/// size becomes the default size).
+/// format is required, and unless `-u` the backing image must open (with
+/// the `-F` driver, or detected); its size becomes the default size.
+/// Errors as qemu-img words them: why the backing image did not open,
+/// then the line "Could not open backing image.".
 fn check_backing(
     filename: &str,
     format: Format,
@@ -375,7 +426,18 @@ fn check_backing(
             ),
         ));
     }
-    let path = resolve_backing_path(filename, &backing);
+    if backing == filename {
+        return Err(Error::usage_for(
+            filename,
+            "Error: Trying to create an image with the same filename as the backing file",
+        ));
+    }
+    if backing.is_empty() {
+        return Err(Error::usage_for(
+            filename,
+            "Expected backing file name, got empty string",
+        ));
+    }
     if unsafe_backing {
         if backing_fmt.is_none() {
             return Err(Error::usage_for(
@@ -385,50 +447,51 @@ fn check_backing(
         }
         return Ok(());
     }
+    let path = resolve_backing_path(filename, &backing);
+    let not_opened = |why: String| Error::failed_for(filename, format!("{why}\n{BACKING_HINT}"));
+    let named = match &backing_fmt {
+        Some(name) => Some(
+            Format::from_name(name)
+                .ok_or_else(|| not_opened(format!("Unknown driver '{}'", escape(name))))?,
+        ),
+        None => None,
+    };
     let detected = format::probe(&path).map_err(|e| {
-        Error::failed_for(
-            filename,
-            format!(
-                "Could not open backing image '{backing}': {}",
-                strip_path_prefix(&e, &path)
+        not_opened(match e {
+            Error::Io { source, .. } => format!(
+                "Could not open '{}': {}",
+                escape_path(&path),
+                crate::error::describe_io(&source)
             ),
-        )
+            other => strip_path_prefix(&other, &path),
+        })
     })?;
-    let Some(fmt_name) = backing_fmt else {
+    let backing_format = named.unwrap_or(detected);
+    let size = format::virtual_size(&path, backing_format)
+        .map_err(|e| not_opened(strip_path_prefix(&e, &path)))?;
+    if named.is_none() {
         return Err(Error::usage_for(
             filename,
             format!(
-                "Backing file specified without backing format (detected format of {}; add -F {})",
-                detected.name(),
+                "Backing file specified without backing format\nDetected format of {}.",
                 detected.name()
             ),
         ));
-    };
-    let backing_format = Format::from_name(&fmt_name).ok_or_else(|| {
-        Error::usage_for(
-            filename,
-            format!("Unknown backing file format '{fmt_name}'"),
-        )
-    })?;
+    }
     if !opts.is_set("size") {
-        let size = format::virtual_size(&path, backing_format).map_err(|e| {
-            Error::failed_for(
-                filename,
-                format!("Could not open backing image '{backing}': {e}"),
-            )
-        })?;
         opts.set_number("size", size)
             .map_err(|e| Error::usage_for(filename, e))?;
     }
     Ok(())
 }
 
+/// A reader's error without the `PATH: ` prefix it starts with.
 fn strip_path_prefix(e: &Error, path: &Path) -> String {
     match e {
         Error::Io { source, .. } => crate::error::describe_io(source),
         other => {
             let s = other.to_string();
-            let prefix = format!("{}: ", path.display());
+            let prefix = format!("{}: ", escape_path(path));
             s.strip_prefix(&prefix).map(str::to_string).unwrap_or(s)
         }
     }

@@ -1,6 +1,9 @@
 //! The library's error type. Every message names the file, option or
-//! value at fault; `main` prints it as one line after the program name.
+//! value at fault; `main` prints it as one line after the program name
+//! (two where qemu-img adds a hint line). A name taken from a file or a
+//! command line goes into a message through [`crate::name::escape`].
 
+use crate::name::{escape, escape_path};
 use std::path::Path;
 use thiserror::Error;
 
@@ -35,19 +38,20 @@ impl Error {
         }
     }
 
-    /// A usage error about `file`, in qemu's `FILE: message` form.
+    /// A usage error about `file`, in qemu's `FILE: message` form (the
+    /// name escaped as [`crate::name::escape`] does).
     pub fn usage_for(file: &str, message: impl std::fmt::Display) -> Self {
-        Error::Usage(format!("{file}: {message}"))
+        Error::Usage(format!("{}: {message}", escape(file)))
     }
 
     /// A failure about `file`, in qemu's `FILE: message` form.
     pub fn failed_for(file: &str, message: impl std::fmt::Display) -> Self {
-        Error::Failed(format!("{file}: {message}"))
+        Error::Failed(format!("{}: {message}", escape(file)))
     }
 
     /// A failure about the file at `path`: `PATH: message` (exit 1).
     pub fn failed_at(path: &Path, message: impl std::fmt::Display) -> Self {
-        Error::Failed(format!("{}: {message}", path.display()))
+        Error::Failed(format!("{}: {message}", escape_path(path)))
     }
 
     /// Wraps an I/O error with what was being done.
@@ -60,7 +64,7 @@ impl Error {
 
     /// A closure for `map_err` that wraps an I/O error about `path`.
     pub fn io_at<'a>(path: &'a Path, what: &'a str) -> impl FnOnce(std::io::Error) -> Error + 'a {
-        move |e| Error::io(format!("{}: {what}", path.display()), e)
+        move |e| Error::io(format!("{}: {what}", escape_path(path)), e)
     }
 
     /// True when the error is the disk being full.

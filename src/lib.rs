@@ -11,6 +11,7 @@ pub mod create;
 pub mod error;
 pub mod format;
 pub mod info;
+pub mod name;
 pub mod options;
 pub mod progress;
 pub mod registry;

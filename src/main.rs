@@ -14,7 +14,7 @@ fn main() -> ExitCode {
                 return ExitCode::SUCCESS;
             }
             _ => {
-                eprintln!("{}: {}", program_name(), clap_error_line(&e));
+                print_error(&format!("{}: {}", program_name(), clap_error_line(&e)));
                 return ExitCode::from(2);
             }
         },
@@ -22,8 +22,17 @@ fn main() -> ExitCode {
     match diskforge::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("{}: {:#}", program_name(), e);
+            print_error(&format!("{}: {:#}", program_name(), e));
             ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(1))
         }
     }
+}
+
+/// Prints an error message on stderr: its bytes, any control character
+/// left in it escaped (see `diskforge::name`).
+fn print_error(message: &str) {
+    use std::io::Write;
+    let mut line = diskforge::name::message_bytes(message);
+    line.push(b'\n');
+    let _ = std::io::stderr().lock().write_all(&line);
 }

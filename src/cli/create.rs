@@ -3,12 +3,18 @@ use clap::Args;
 /// `diskforge create`: the arguments of `qemu-img create`.
 #[derive(Debug, Args)]
 #[command(
+    args_override_self = true,
     about = "Create a new disk image (qemu-img create)",
     long_about = "Create a new disk image FILENAME of SIZE bytes in format FMT, exactly as \
 `qemu-img create` does. SIZE takes the suffixes k, M, G, T, P, E (powers of 1024) and \
 decimals (1.5G); it may be omitted when a backing file gives it.\n\n\
 Formats: raw (default), qcow2, qcow, vmdk, vdi, vpc (alias vhd). \
-`-o help` lists the options of a format."
+`-o help` lists the options of a format.\n\n\
+Azure accepts only fixed VHDs whose virtual size is a whole number of MiB: \
+`-o subformat=fixed` rounds the size to the CHS geometry (1G becomes 1073995776 bytes), \
+so use `-o subformat=fixed,force_size=on` with a size in whole MiB. diskforge notes this \
+on stderr only when stderr is a terminal and -q is not given; otherwise, like qemu-img, \
+it prints nothing there."
 )]
 pub struct CreateArgs {
     /// Quiet: do not print the `Formatting ...` line or a progress bar
@@ -50,8 +56,8 @@ pub struct CreateArgs {
     pub reproducible: bool,
 
     /// The image file to create (overwritten if it exists)
-    #[arg(value_name = "FILENAME")]
-    pub filename: Option<String>,
+    #[arg(value_name = "FILENAME", value_parser = clap::value_parser!(std::ffi::OsString))]
+    pub filename: Option<std::ffi::OsString>,
 
     /// Virtual size: bytes or a number with suffix k, M, G, T, P, E
     #[arg(value_name = "SIZE")]

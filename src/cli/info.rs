@@ -4,6 +4,7 @@ use clap::Args;
 /// `diskforge info`: the arguments of `qemu-img info`.
 #[derive(Debug, Args)]
 #[command(
+    args_override_self = true,
     about = "Display information about a disk image (qemu-img info)",
     long_about = "Display information about the disk image FILENAME exactly as `qemu-img info` \
 does: format, virtual size, allocated size, cluster size, backing file, internal snapshots, \

@@ -145,8 +145,9 @@ pub fn virtual_size(path: &Path, format: Format) -> Result<u64> {
     }
 }
 
-/// Opens `path` and reads its fixed-size header of `N` bytes, refusing a
-/// file too small to hold it: "Image not in {what} format (file is ...)".
+/// Opens `path` and reads its fixed-size header of `N` bytes, as qemu's
+/// block layer reads: past the end of the file (a short or empty file)
+/// the header reads as zeros, and the format's own checks judge it.
 /// Returns the open file (for further reads), its length and the header.
 pub(crate) fn read_fixed_header<const N: usize>(
     path: &Path,
@@ -158,18 +159,23 @@ pub(crate) fn read_fixed_header<const N: usize>(
         .metadata()
         .map_err(Error::io_at(path, "Could not open"))?
         .len();
-    if len < N as u64 {
-        return Err(Error::Failed(format!(
-            "{}: Image not in {what} format (file is {len} bytes, too small for the {N}-byte header)",
-            path.display()
-        )));
-    }
     let mut buf = [0u8; N];
-    file.read_exact_at(&mut buf, 0).map_err(|e| {
-        Error::io(
-            format!("{}: Could not read the {what} header", path.display()),
-            e,
-        )
-    })?;
+    let mut done = 0;
+    while done < N {
+        match file.read_at(&mut buf[done..], done as u64) {
+            Ok(0) => break,
+            Ok(n) => done += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                return Err(Error::io(
+                    format!(
+                        "{}: Could not read the {what} header",
+                        crate::name::escape_path(path)
+                    ),
+                    e,
+                ));
+            }
+        }
+    }
     Ok((file, len, buf))
 }

@@ -1,75 +1,20 @@
 //! Names read from images and given on the command line are bytes, not
 //! necessarily UTF-8. qemu prints them as bytes in its human output and
 //! decodes them its own way (modified UTF-8, one U+FFFD per bad sequence)
-//! in JSON. To keep the info model's `String`s and still print exactly
-//! what qemu prints, a byte that is not part of valid UTF-8 is carried in
-//! the string as the private-use character U+10FF00 + byte, and turned
-//! back into that byte when printing.
+//! in JSON. The info model's `String`s carry such bytes as
+//! [`crate::name`] describes; this module adds qemu's JSON decoding.
 
-use std::borrow::Cow;
-use std::ffi::OsStr;
-use std::os::unix::ffi::OsStrExt;
-use std::path::PathBuf;
+pub use crate::name::{bytes_of, path_of};
 
-/// Byte `b` that is not valid UTF-8 travels as U+10FF00 + `b`.
-const ESCAPE_BASE: u32 = 0x10_FF00;
-
-/// The bytes as a string: valid UTF-8 as is, other bytes escaped.
+/// The bytes as a string: valid UTF-8 as is, other bytes carried (see
+/// [`crate::name`]).
 pub fn string_from_bytes(b: &[u8]) -> String {
-    let mut out = String::with_capacity(b.len());
-    for chunk in b.utf8_chunks() {
-        out.push_str(chunk.valid());
-        for &x in chunk.invalid() {
-            out.push(char::from_u32(ESCAPE_BASE + u32::from(x)).unwrap_or('\u{fffd}'));
-        }
-    }
-    out
+    crate::name::from_bytes(b)
 }
 
 /// An OS string (a command-line file name) as a string.
-pub fn string_from_os(s: &OsStr) -> String {
-    string_from_bytes(s.as_bytes())
-}
-
-/// The original bytes of a string made by [`string_from_bytes`].
-pub fn bytes_of(s: &str) -> Cow<'_, [u8]> {
-    if !s.chars().any(|c| u32::from(c) >= ESCAPE_BASE) {
-        return Cow::Borrowed(s.as_bytes());
-    }
-    let mut out = Vec::with_capacity(s.len());
-    let mut buf = [0u8; 4];
-    for c in s.chars() {
-        let u = u32::from(c);
-        if u >= ESCAPE_BASE {
-            out.push((u - ESCAPE_BASE) as u8);
-        } else {
-            out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
-        }
-    }
-    Cow::Owned(out)
-}
-
-/// The string for a one-line message: escaped bytes shown as U+FFFD.
-pub fn display(s: &str) -> Cow<'_, str> {
-    if !s.chars().any(|c| u32::from(c) >= ESCAPE_BASE) {
-        return Cow::Borrowed(s);
-    }
-    Cow::Owned(
-        s.chars()
-            .map(|c| {
-                if u32::from(c) >= ESCAPE_BASE {
-                    '\u{fffd}'
-                } else {
-                    c
-                }
-            })
-            .collect(),
-    )
-}
-
-/// The path a string names.
-pub fn path_of(s: &str) -> PathBuf {
-    PathBuf::from(OsStr::from_bytes(&bytes_of(s)))
+pub fn string_from_os(s: &std::ffi::OsStr) -> String {
+    crate::name::from_os(s)
 }
 
 /// Decodes one code point the way qemu's `mod_utf8_codepoint` does:
@@ -105,14 +50,6 @@ pub fn qemu_codepoint(s: &[u8]) -> (Option<u32>, usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn round_trip() {
-        let raw = b"a\xff\xe2\x82b\xc3\xa9";
-        let s = string_from_bytes(raw);
-        assert_eq!(&*bytes_of(&s), raw);
-        assert_eq!(&*bytes_of("plain é"), "plain é".as_bytes());
-    }
 
     #[test]
     fn qemu_decoding() {

@@ -1,12 +1,13 @@
 //! The format-neutral half of `info`: open checks, detection, the `file`
 //! child nodes, allocation, backing file names and the backing chain.
 
-use super::bytes::{display, path_of};
+use super::bytes::path_of;
 use super::probe::{self, Detected};
 use super::{ChildInfo, FormatSpecific, ImageInfo};
 use crate::error::{Error, Result, describe_io};
 use crate::format::raw::inspect::{file_length, round_to_sector};
 use crate::format::{self, Format};
+use crate::name::escape;
 use std::collections::HashSet;
 use std::fs::File;
 use std::io::Read;
@@ -15,8 +16,7 @@ use std::path::Path;
 
 /// qemu's message when a file cannot be opened.
 fn open_failed(filename: &str, why: impl std::fmt::Display) -> Error {
-    let text = format!("Could not open '{filename}': {why}");
-    Error::Failed(display(&text).into_owned())
+    Error::Failed(format!("Could not open '{}': {why}", escape(filename)))
 }
 
 /// Opens `filename` as qemu's `file` driver would, with its errors.
@@ -31,7 +31,7 @@ fn open_file(filename: &str) -> Result<(File, std::fs::Metadata)> {
     let file = File::open(path).map_err(|e| {
         open_failed(
             filename,
-            format!("Could not open '{filename}': {}", describe_io(&e)),
+            format!("Could not open '{}': {}", escape(filename), describe_io(&e)),
         )
     })?;
     let meta = file
@@ -54,7 +54,10 @@ fn is_openable(m: &std::fs::Metadata) -> bool {
 fn not_regular(filename: &str) -> Error {
     open_failed(
         filename,
-        format!("'file' driver requires '{filename}' to be a regular file"),
+        format!(
+            "'file' driver requires '{}' to be a regular file",
+            escape(filename)
+        ),
     )
 }
 
@@ -175,7 +178,7 @@ fn reader_error(filename: &str, path: &Path, e: Error) -> Error {
             if m.starts_with("Could not open") {
                 return Error::Failed(m);
             }
-            let prefix = format!("{}: ", path.display());
+            let prefix = format!("{}: ", crate::name::escape_path(path));
             let why = m.strip_prefix(&prefix).unwrap_or(&m);
             open_failed(filename, why)
         }
@@ -199,7 +202,8 @@ pub fn backing_chain(filename: &str, format: Option<Format>) -> Result<Vec<Image
             !seen_names.insert(name.clone()) || identity.is_some_and(|id| !seen_files.insert(id));
         if looped {
             return Err(Error::Failed(format!(
-                "Backing file '{name}' creates an infinite loop."
+                "Backing file '{}' creates an infinite loop.",
+                escape(&name)
             )));
         }
         let info = collect(&name, fmt)?;
@@ -213,13 +217,13 @@ pub fn backing_chain(filename: &str, format: Option<Format>) -> Result<Vec<Image
         let Some(next) = next else {
             return Ok(chain);
         };
-        fmt = match next_fmt {
-            Some(f) => Some(
-                Format::from_name(&f)
-                    .ok_or_else(|| open_failed(&next, format!("Unknown driver '{f}'")))?,
-            ),
-            None => None,
-        };
+        fmt =
+            match next_fmt {
+                Some(f) => Some(Format::from_name(&f).ok_or_else(|| {
+                    open_failed(&next, format!("Unknown driver '{}'", escape(&f)))
+                })?),
+                None => None,
+            };
         name = next;
     }
 }

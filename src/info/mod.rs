@@ -182,8 +182,9 @@ pub fn run(args: &crate::cli::InfoArgs) -> crate::Result<()> {
     let format = match &args.format {
         Some(name) => Some(Format::from_name(name).ok_or_else(|| {
             Error::Usage(format!(
-                "Could not open '{}': Unknown driver '{name}'",
-                args.filename.to_string_lossy()
+                "Could not open '{}': Unknown driver '{}'",
+                crate::name::escape(&bytes::string_from_os(&args.filename)),
+                crate::name::escape(name)
             ))
         })?),
         None => None,

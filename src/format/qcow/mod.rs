@@ -130,77 +130,55 @@ pub fn read_image(path: &Path) -> Result<QcowImage> {
     let (file, len, buf) = super::read_fixed_header::<HEADER_BYTES>(path, "qcow")?;
     let h = QcowHeader::parse(&buf);
     if h.magic != QCOW_MAGIC {
-        return Err(Error::failed_at(
-            path,
-            "Image not in qcow format (bad magic)",
-        ));
+        return Err(Error::failed_at(path, "Image not in qcow format"));
     }
     if h.version != QCOW_VERSION {
         return Err(Error::failed_at(
             path,
             format!(
-                "qcow (v{QCOW_VERSION}) does not support qcow version {}",
-                h.version
+                "qcow (v{QCOW_VERSION}) does not support qcow version {}{}",
+                h.version,
+                if h.version == 2 || h.version == 3 {
+                    "\nTry the 'qcow2' driver instead."
+                } else {
+                    ""
+                }
             ),
         ));
     }
     if h.size <= 1 {
         return Err(Error::failed_at(
             path,
-            format!(
-                "Image size is too small (must be at least 2 bytes; header size is {})",
-                h.size
-            ),
+            "Image size is too small (must be at least 2 bytes)",
         ));
     }
     if !CLUSTER_BITS_RANGE.contains(&h.cluster_bits) {
         return Err(Error::failed_at(
             path,
-            format!(
-                "Cluster size must be between 512 and 64k (header cluster_bits {})",
-                h.cluster_bits
-            ),
+            "Cluster size must be between 512 and 64k",
         ));
     }
     if !L2_BITS_RANGE.contains(&h.l2_bits) {
         return Err(Error::failed_at(
             path,
-            format!(
-                "L2 table size must be between 512 and 64k (header l2_bits {})",
-                h.l2_bits
-            ),
+            "L2 table size must be between 512 and 64k",
         ));
     }
     if h.crypt_method != CRYPT_NONE && h.crypt_method != CRYPT_AES {
         return Err(Error::failed_at(
             path,
-            format!(
-                "invalid encryption method in qcow header (crypt_method {})",
-                h.crypt_method
-            ),
+            "invalid encryption method in qcow header",
         ));
     }
     match h.l1_size() {
         Some(n) if n <= (i32::MAX as u64) / 8 => {}
         _ => {
-            return Err(Error::failed_at(
-                path,
-                format!(
-                    "Image too large (header size {} needs more L1 entries than qemu supports)",
-                    h.size
-                ),
-            ));
+            return Err(Error::failed_at(path, "Image too large"));
         }
     }
     let backing_file = if h.backing_file_offset != 0 {
         if h.backing_file_size > MAX_BACKING_FILE_SIZE {
-            return Err(Error::failed_at(
-                path,
-                format!(
-                    "Backing file name too long (header backing_file_size {})",
-                    h.backing_file_size
-                ),
-            ));
+            return Err(Error::failed_at(path, "Backing file name too long"));
         }
         // Like qemu, bytes past the end of the file read as zeros.
         let mut name = vec![0u8; h.backing_file_size as usize];
@@ -210,7 +188,7 @@ pub fn read_image(path: &Path) -> Result<QcowImage> {
         file.read_exact_at(&mut name[..available], h.backing_file_offset)
             .map_err(Error::io_at(path, "Could not read the backing file name"))?;
         let end = name.iter().position(|&b| b == 0).unwrap_or(name.len());
-        Some(String::from_utf8_lossy(&name[..end]).into_owned())
+        Some(crate::name::from_bytes(&name[..end]))
     } else {
         None
     };
@@ -226,16 +204,12 @@ pub fn read_image(path: &Path) -> Result<QcowImage> {
 pub fn inspect(path: &Path) -> Result<ImageInfo> {
     let image = read_image(path)?;
     let h = &image.header;
-    let image_name = path.display().to_string();
+    let image_name = crate::name::of_path(path);
     let full_backing = image
         .backing_file
         .as_deref()
         .filter(|b| !b.is_empty())
-        .map(|b| {
-            crate::create::resolve_backing_path(&image_name, b)
-                .display()
-                .to_string()
-        });
+        .map(|b| crate::name::of_path(&crate::create::resolve_backing_path(&image_name, b)));
     Ok(ImageInfo {
         filename: image_name,
         format: "qcow".to_string(),

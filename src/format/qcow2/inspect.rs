@@ -20,6 +20,7 @@ use crate::format::raw::inspect::ImageFile;
 use crate::info::{
     FormatSpecific, ImageInfo, Qcow2BitmapInfo, Qcow2Encryption, Qcow2Specific, SnapshotInfo,
 };
+use crate::name::escape;
 use byteorder::{BigEndian, ByteOrder};
 use std::path::Path;
 
@@ -33,6 +34,9 @@ const V3_MIN_HEADER_LENGTH: u32 = 104;
 /// qemu's cluster size limits: 512 bytes to 2 MiB.
 const MIN_CLUSTER_BITS: u32 = 9;
 const MAX_CLUSTER_BITS: u32 = 21;
+/// With extended L2 entries a cluster has 32 subclusters of at least 512
+/// bytes.
+const MIN_EXTL2_CLUSTER_BITS: u32 = 14;
 /// qemu's QCOW_MAX_SNAPSHOTS.
 pub const MAX_SNAPSHOTS: u32 = 65536;
 /// qemu's QCOW_MAX_SNAPSHOTS_SIZE: the whole snapshot table.
@@ -84,9 +88,11 @@ pub(super) fn fail(msg: impl Into<String>) -> Error {
 struct Extensions {
     backing_format: Option<String>,
     data_file: Option<String>,
-    /// (kind, bit, name) from the feature name table.
-    feature_names: Vec<(u8, u8, String)>,
-    crypto: Option<(u64, u64)>,
+    /// (type, bit, name) from the feature name table, in table order.
+    feature_table: Vec<(u8, u8, String)>,
+    /// The LUKS header the crypto extension points at (read and checked
+    /// while the extensions are read, as qemu opens it there).
+    luks: Option<crate::info::LuksInfo>,
     bitmaps: Option<BitmapsExt>,
 }
 
@@ -115,10 +121,41 @@ pub fn inspect_file(f: &ImageFile) -> Result<ImageInfo> {
     } else {
         cluster_size
     };
-    let ext = read_extensions(f, &h, ext_start, ext_end)?;
-
-    check_features(&h, &ext)?;
+    // qemu's order: compression type, unknown features (named from the
+    // feature table, whatever else the extensions hold), the remaining
+    // header fields, the tables, and only then the extensions.
+    check_compression(&h)?;
+    let unknown = h.incompatible_features & !KNOWN_INCOMPAT;
+    if unknown != 0 {
+        let mut ext = Extensions::default();
+        // As qemu: an error while looking for the table is ignored.
+        let _ = read_extensions(f, &h, ext_start, ext_end, &mut ext);
+        return Err(unsupported_features(unknown, &ext.feature_table));
+    }
+    check_header_fields(&h)?;
     check_tables(&h)?;
+    if h.crypt_method > CRYPT_LUKS {
+        // qemu prints the method as a signed number.
+        return Err(fail(format!(
+            "Unsupported encryption method {}",
+            h.crypt_method as i32
+        )));
+    }
+    let mut ext = Extensions::default();
+    read_extensions(f, &h, ext_start, ext_end, &mut ext)?;
+    let encrypt = match h.crypt_method {
+        CRYPT_NONE => None,
+        CRYPT_AES => Some(Qcow2Encryption::Aes),
+        _ => {
+            let luks = ext.luks.take().ok_or_else(|| {
+                fail(format!(
+                    "Missing CRYPTO header for crypt method {}",
+                    h.crypt_method as i32
+                ))
+            })?;
+            Some(Qcow2Encryption::Luks(Box::new(luks)))
+        }
+    };
 
     let backing_filename = if h.backing_file_offset != 0 {
         let len = h.backing_file_size;
@@ -136,18 +173,6 @@ pub fn inspect_file(f: &ImageFile) -> Result<ImageInfo> {
     let bitmaps = match &ext.bitmaps {
         Some(b) if h.autoclear_features & AUTOCLEAR_BITMAPS != 0 => read_bitmaps(f, &h, b)?,
         _ => None,
-    };
-    let encrypt = match h.crypt_method {
-        CRYPT_NONE => None,
-        CRYPT_AES => Some(Qcow2Encryption::Aes),
-        _ => {
-            let (offset, length) = ext
-                .crypto
-                .ok_or_else(|| fail("LUKS encryption requires a crypto header extension"))?;
-            Some(Qcow2Encryption::Luks(Box::new(read_luks(
-                f, offset, length,
-            )?)))
-        }
     };
 
     let v3 = h.version >= 3;
@@ -231,18 +256,35 @@ fn read_header(head: &[u8; HEADER_READ]) -> Result<Header> {
     if h.backing_file_offset > h.cluster_size() {
         return Err(fail("Invalid backing file offset"));
     }
+    Ok(h)
+}
+
+/// The header fields qemu checks after the feature bits.
+fn check_header_fields(h: &Header) -> Result<()> {
+    if h.incompatible_features & INCOMPAT_EXTL2 != 0 && h.cluster_bits < MIN_EXTL2_CLUSTER_BITS {
+        return Err(fail(format!(
+            "Unsupported subcluster size: {}",
+            h.cluster_size() / 32
+        )));
+    }
     if h.refcount_order > 6 {
         return Err(fail(
             "Reference count entry width too large; may not exceed 64 bits",
         ));
     }
-    Ok(h)
+    Ok(())
 }
 
 /// Reads the header extensions between `start` and `end` (both within
-/// the first cluster, so every length is bounded by 2 MiB).
-fn read_extensions(f: &ImageFile, h: &Header, start: u64, end: u64) -> Result<Extensions> {
-    let mut ext = Extensions::default();
+/// the first cluster, so every length is bounded by 2 MiB) into `ext`;
+/// on an error, `ext` holds what was read before it.
+fn read_extensions(
+    f: &ImageFile,
+    h: &Header,
+    start: u64,
+    end: u64,
+    ext: &mut Extensions,
+) -> Result<()> {
     let mut offset = start;
     while offset < end {
         let mut eh = [0u8; 8];
@@ -254,7 +296,7 @@ fn read_extensions(f: &ImageFile, h: &Header, start: u64, end: u64) -> Result<Ex
             return Err(fail("Header extension too large"));
         }
         match kind {
-            EXT_END => return Ok(ext),
+            EXT_END => return Ok(()),
             EXT_BACKING_FORMAT => {
                 if len >= BACKING_FORMAT_BUF {
                     return Err(fail(format!(
@@ -265,18 +307,38 @@ fn read_extensions(f: &ImageFile, h: &Header, start: u64, end: u64) -> Result<Ex
                 ext.backing_format = Some(c_string(&data));
             }
             EXT_FEATURE_TABLE => {
-                let data = f.read_vec(offset, len as usize)?;
-                for e in data.chunks_exact(FEATURE_NAME_ENTRY_SIZE) {
-                    ext.feature_names.push((e[0], e[1], c_string(&e[2..])));
-                }
+                // qemu reads the table into a zeroed buffer two entries
+                // longer (a later table replaces an earlier one) and walks
+                // it up to the first entry with an empty name.
+                let mut data = f.read_vec(offset, len as usize)?;
+                data.resize((len as usize).next_multiple_of(FEATURE_NAME_ENTRY_SIZE), 0);
+                ext.feature_table = data
+                    .chunks_exact(FEATURE_NAME_ENTRY_SIZE)
+                    .take_while(|e| e[2] != 0)
+                    .map(|e| (e[0], e[1], c_string(&e[2..])))
+                    .collect();
             }
             EXT_CRYPTO => {
+                if h.crypt_method != CRYPT_LUKS {
+                    return Err(fail(
+                        "CRYPTO header extension only expected with LUKS encryption method",
+                    ));
+                }
                 if len != 16 {
-                    return Err(fail("Invalid encryption header length"));
+                    return Err(fail(format!(
+                        "CRYPTO header extension size {len}, but expected size 16"
+                    )));
                 }
                 let mut d = [0u8; 16];
                 f.read_at(offset, &mut d)?;
-                ext.crypto = Some((BigEndian::read_u64(&d[0..]), BigEndian::read_u64(&d[8..])));
+                let (offset, length) = (BigEndian::read_u64(&d[0..]), BigEndian::read_u64(&d[8..]));
+                if offset % h.cluster_size() != 0 {
+                    return Err(fail(format!(
+                        "Encryption header offset '{offset}' is not a multiple of cluster size '{}'",
+                        h.cluster_size()
+                    )));
+                }
+                ext.luks = Some(read_luks(f, offset, length)?);
             }
             EXT_BITMAPS if h.autoclear_features & AUTOCLEAR_BITMAPS != 0 => {
                 if len != 24 {
@@ -284,11 +346,16 @@ fn read_extensions(f: &ImageFile, h: &Header, start: u64, end: u64) -> Result<Ex
                 }
                 let mut d = [0u8; 24];
                 f.read_at(offset, &mut d)?;
-                ext.bitmaps = Some(BitmapsExt {
+                if BigEndian::read_u32(&d[4..]) != 0 {
+                    return Err(fail("bitmaps_ext: Reserved field is not zero"));
+                }
+                let b = BitmapsExt {
                     nb_bitmaps: BigEndian::read_u32(&d[0..]),
                     directory_size: BigEndian::read_u64(&d[8..]),
                     directory_offset: BigEndian::read_u64(&d[16..]),
-                });
+                };
+                check_bitmaps_ext(h, &b)?;
+                ext.bitmaps = Some(b);
             }
             EXT_DATA_FILE => {
                 let data = f.read_vec(offset, len as usize)?;
@@ -298,7 +365,7 @@ fn read_extensions(f: &ImageFile, h: &Header, start: u64, end: u64) -> Result<Ex
         }
         offset += u64::from(len).div_ceil(8) * 8;
     }
-    Ok(ext)
+    Ok(())
 }
 
 /// A NUL-terminated (or full-length) string from a fixed field.
@@ -307,104 +374,101 @@ pub(super) fn c_string(b: &[u8]) -> String {
     crate::info::bytes::string_from_bytes(&b[..end])
 }
 
-/// Refuses unknown incompatible features (naming them from the image's
-/// feature table, as qemu does) and inconsistent compression settings.
-fn check_features(h: &Header, ext: &Extensions) -> Result<()> {
-    let unknown = h.incompatible_features & !KNOWN_INCOMPAT;
-    if unknown != 0 {
-        let mut names = Vec::new();
-        for bit in 0..64u8 {
-            if unknown & (1u64 << bit) == 0 {
-                continue;
-            }
-            match ext
-                .feature_names
-                .iter()
-                .find(|(kind, b, _)| *kind == 0 && *b == bit)
-            {
-                Some((_, _, name)) => names.push(name.clone()),
-                None => names.push(format!("Unknown incompatible feature: {bit:x}")),
-            }
+/// qemu's message for unknown incompatible feature bits `mask`: the
+/// names the image's feature table gives them (in table order, at most 46
+/// bytes each), then one hex mask of the bits it does not name.
+fn unsupported_features(mut mask: u64, table: &[(u8, u8, String)]) -> Error {
+    const INCOMPATIBLE: u8 = 0;
+    let mut names = Vec::new();
+    for (kind, bit, name) in table {
+        // A shift by 64 or more wraps as on x86, where qemu runs `1ULL << bit`.
+        let b = 1u64.wrapping_shl(u32::from(*bit));
+        if *kind == INCOMPATIBLE && mask & b != 0 {
+            names.push(escape(name).into_owned());
+            mask &= !b;
         }
-        return Err(fail(format!(
-            "Unsupported qcow2 feature(s): {}",
-            names.join(", ")
-        )));
     }
-    if h.version >= 3 && h.header_length > V3_MIN_HEADER_LENGTH {
-        let bit = h.incompatible_features & INCOMPAT_COMPRESSION != 0;
-        match h.compression_type {
-            COMPRESSION_ZLIB if bit => {
-                return Err(fail(
-                    "Compression type incompatible feature bit must not be set",
-                ));
-            }
-            COMPRESSION_ZSTD if !bit => {
-                return Err(fail(
-                    "Compression type incompatible feature bit must be set",
-                ));
-            }
-            COMPRESSION_ZLIB | COMPRESSION_ZSTD => {}
-            other => return Err(fail(format!("Unknown compression type '{other}'"))),
-        }
-    } else if h.incompatible_features & INCOMPAT_COMPRESSION != 0 {
-        return Err(fail(
-            "Compression type incompatible feature bit must not be set",
-        ));
+    if mask != 0 {
+        names.push(format!("Unknown incompatible feature: {mask:x}"));
     }
-    if h.crypt_method > CRYPT_LUKS {
-        return Err(fail(format!(
-            "Unsupported encryption method: {}",
-            h.crypt_method
-        )));
-    }
-    Ok(())
+    fail(format!(
+        "Unsupported qcow2 feature(s): {}",
+        names.join(", ")
+    ))
 }
 
-/// qemu's `validate_table_offset`: the table must not overflow and must
-/// start on a cluster boundary.
-fn valid_table(h: &Header, offset: u64, entries: u64, entry_len: u64) -> bool {
-    let Some(size) = entries.checked_mul(entry_len) else {
-        return false;
+/// qemu's `validate_compression_type`: a known type, with the
+/// incompatible bit set exactly when it is not zlib.
+fn check_compression(h: &Header) -> Result<()> {
+    let compression = if h.version >= 3 && h.header_length > V3_MIN_HEADER_LENGTH {
+        h.compression_type
+    } else {
+        COMPRESSION_ZLIB
     };
-    if size > i64::MAX as u64 || offset > i64::MAX as u64 - size {
-        return false;
+    let bit = h.incompatible_features & INCOMPAT_COMPRESSION != 0;
+    match compression {
+        COMPRESSION_ZLIB if bit => Err(fail(
+            "qcow2: Compression type incompatible feature bit must not be set",
+        )),
+        COMPRESSION_ZSTD if !bit => Err(fail(
+            "qcow2: Compression type incompatible feature bit must be set",
+        )),
+        COMPRESSION_ZLIB | COMPRESSION_ZSTD => Ok(()),
+        other => Err(fail(format!("qcow2: unknown compression type: {other}"))),
     }
-    offset & (h.cluster_size() - 1) == 0
+}
+
+/// qemu's `qcow2_validate_table`: at most `max_bytes` of entries, not
+/// reaching past INT64_MAX, starting on a cluster boundary; the messages
+/// name the table.
+fn validate_table(
+    h: &Header,
+    offset: u64,
+    entries: u64,
+    entry_len: u64,
+    max_bytes: u64,
+    table: &str,
+) -> Result<()> {
+    if entries > max_bytes / entry_len {
+        return Err(fail(format!("{table} too large")));
+    }
+    let size = entries * entry_len;
+    if i64::MAX as u64 - size < offset || offset & (h.cluster_size() - 1) != 0 {
+        return Err(fail(format!("{table} offset invalid")));
+    }
+    Ok(())
 }
 
 /// The refcount, snapshot and L1 table checks qemu makes at open.
 fn check_tables(h: &Header) -> Result<()> {
     let cluster_size = h.cluster_size();
-    let max_refcount_clusters = MAX_REFTABLE_SIZE >> h.cluster_bits;
-    if u64::from(h.refcount_table_clusters) > max_refcount_clusters {
-        return Err(fail("Reference count table too large"));
-    }
     if h.refcount_table_clusters == 0 {
         return Err(fail("Image does not contain a reference count table"));
     }
-    if !valid_table(
+    validate_table(
         h,
         h.refcount_table_offset,
         u64::from(h.refcount_table_clusters),
         cluster_size,
-    ) {
-        return Err(fail("Invalid reference count table offset"));
-    }
-    if h.nb_snapshots > MAX_SNAPSHOTS {
-        return Err(fail("Too many snapshots"));
-    }
-    if !valid_table(
+        MAX_REFTABLE_SIZE,
+        "Reference count table",
+    )?;
+    validate_table(
         h,
         h.snapshots_offset,
         u64::from(h.nb_snapshots),
         SNAPSHOT_HEADER_SIZE as u64,
-    ) {
-        return Err(fail("Invalid snapshot table offset"));
-    }
-    if u64::from(h.l1_size) > MAX_L1_SIZE / 8 {
-        return Err(fail("Active L1 table too large"));
-    }
+        SNAPSHOT_HEADER_SIZE as u64 * u64::from(MAX_SNAPSHOTS),
+        "Snapshot table",
+    )?;
+    validate_table(
+        h,
+        h.l1_table_offset,
+        u64::from(h.l1_size),
+        8,
+        MAX_L1_SIZE,
+        "Active L1 table",
+    )?;
     let l2_entry_shift = if h.incompatible_features & INCOMPAT_EXTL2 != 0 {
         4
     } else {
@@ -412,15 +476,13 @@ fn check_tables(h: &Header) -> Result<()> {
     };
     let l2_bits = h.cluster_bits - l2_entry_shift;
     let shift = h.cluster_bits + l2_bits;
-    let needed = (h.size >> shift) + u64::from(h.size & ((1u64 << shift) - 1) != 0);
+    // qemu's size_to_l1 rounds up in wrapping 64-bit arithmetic.
+    let needed = h.size.wrapping_add((1u64 << shift) - 1) >> shift;
     if needed > i32::MAX as u64 {
         return Err(fail("Image is too big"));
     }
     if u64::from(h.l1_size) < needed {
         return Err(fail("L1 table is too small"));
-    }
-    if h.l1_size > 0 && !valid_table(h, h.l1_table_offset, u64::from(h.l1_size), 8) {
-        return Err(fail("Invalid L1 table offset"));
     }
     Ok(())
 }
@@ -446,7 +508,8 @@ fn read_snapshots(f: &ImageFile, h: &Header) -> Result<Vec<SnapshotInfo>> {
         let extra_len = BigEndian::read_u32(&sh[36..]);
         if extra_len > MAX_SNAPSHOT_EXTRA_DATA {
             return Err(fail(format!(
-                "Too much extra metadata in snapshot table entry {i}"
+                "Too much extra metadata in snapshot table entry {i}\n{}",
+                "You can force-remove this extra metadata with qemu-img check -r all"
             )));
         }
         let mut extra = [0u8; 24];
@@ -464,7 +527,10 @@ fn read_snapshots(f: &ImageFile, h: &Header) -> Result<Vec<SnapshotInfo>> {
         let name = f.read_vec(offset, name_len)?;
         offset += name_len as u64;
         if offset - h.snapshots_offset > MAX_SNAPSHOTS_SIZE {
-            return Err(fail("Snapshot table exceeds the maximum size"));
+            return Err(fail(format!(
+                "Snapshot table is too big\nYou can force-remove all {} overhanging snapshots with qemu-img check -r all",
+                h.nb_snapshots - i
+            )));
         }
         out.push(SnapshotInfo {
             // qemu lists snapshots through fixed buffers of 128 and 256
@@ -482,11 +548,9 @@ fn read_snapshots(f: &ImageFile, h: &Header) -> Result<Vec<SnapshotInfo>> {
     Ok(out)
 }
 
-/// The persistent bitmaps' names, granularities and flags, from the
-/// bitmap directory, with the checks qemu makes when it loads them. The
-/// directory is bounded as qemu bounds it (64 MiB) and only the part
-/// inside the file is read: past the end it is zeros.
-fn read_bitmaps(f: &ImageFile, h: &Header, b: &BitmapsExt) -> Result<Option<Vec<Qcow2BitmapInfo>>> {
+/// The bitmaps extension's checks, made where qemu makes them: while the
+/// header extensions are read.
+fn check_bitmaps_ext(h: &Header, b: &BitmapsExt) -> Result<()> {
     if b.nb_bitmaps > MAX_BITMAPS {
         return Err(fail(format!(
             "bitmaps_ext: Image has {} bitmaps, exceeding the QEMU supported maximum of {MAX_BITMAPS}",
@@ -505,6 +569,14 @@ fn read_bitmaps(f: &ImageFile, h: &Header, b: &BitmapsExt) -> Result<Option<Vec<
             b.directory_size
         )));
     }
+    Ok(())
+}
+
+/// The persistent bitmaps' names, granularities and flags, from the
+/// bitmap directory, with the checks qemu makes when it loads them. The
+/// directory is bounded as qemu bounds it (64 MiB) and only the part
+/// inside the file is read: past the end it is zeros.
+fn read_bitmaps(f: &ImageFile, h: &Header, b: &BitmapsExt) -> Result<Option<Vec<Qcow2BitmapInfo>>> {
     if b.directory_size == 0 {
         return Err(fail("Requested bitmap directory size is zero"));
     }
@@ -527,13 +599,13 @@ fn read_bitmaps(f: &ImageFile, h: &Header, b: &BitmapsExt) -> Result<Option<Vec<
     let mut out = Vec::new();
     let mut pos = 0usize;
     while pos < size {
+        if pos + BITMAP_ENTRY_SIZE > size {
+            return Err(fail("Broken bitmap directory"));
+        }
         if out.len() as u32 >= b.nb_bitmaps {
             return Err(fail(
                 "More bitmaps found than specified in header extension",
             ));
-        }
-        if pos + BITMAP_ENTRY_SIZE > size {
-            return Err(fail("Broken bitmap directory"));
         }
         let e = bytes(pos, BITMAP_ENTRY_SIZE);
         let table_offset = BigEndian::read_u64(&e[0..]);
@@ -542,18 +614,24 @@ fn read_bitmaps(f: &ImageFile, h: &Header, b: &BitmapsExt) -> Result<Option<Vec<
         let kind = e[16];
         let granularity_bits = u32::from(e[17]);
         let name_len = BigEndian::read_u16(&e[18..]) as usize;
-        let extra_len = BigEndian::read_u32(&e[20..]) as usize;
-        let next = (pos + BITMAP_ENTRY_SIZE)
-            .checked_add(extra_len)
-            .and_then(|x| x.checked_add(name_len))
-            .map(|x| x.next_multiple_of(8))
-            .filter(|&x| x <= size)
-            .ok_or_else(|| fail("Broken bitmap directory"))?;
-        let name_bytes = bytes(pos + BITMAP_ENTRY_SIZE + extra_len, name_len);
-        let name = c_string(&name_bytes);
-        if extra_len != 0 {
-            return Err(fail(format!("Bitmap '{name}' has unsupported extra data")));
+        let extra_len = BigEndian::read_u32(&e[20..]);
+        // qemu sizes an entry in a C int: a huge extra_data_size wraps
+        // (to a size that does not pass the end), and is then refused
+        // for being extra data.
+        let entry_size = (BITMAP_ENTRY_SIZE as i32)
+            .wrapping_add(name_len as i32)
+            .wrapping_add(extra_len as i32)
+            .wrapping_add(7)
+            & !7;
+        if pos as i64 + i64::from(entry_size) > size as i64 {
+            return Err(fail("Broken bitmap directory"));
         }
+        if extra_len != 0 {
+            return Err(fail("Bitmap extra data is not supported"));
+        }
+        let next = pos + entry_size as usize;
+        let name_bytes = bytes(pos + BITMAP_ENTRY_SIZE, name_len);
+        let name = c_string(&name_bytes);
         let phys_bytes = u64::from(table_size) * h.cluster_size();
         let covered = phys_bytes
             .checked_mul(8)
@@ -571,7 +649,8 @@ fn read_bitmaps(f: &ImageFile, h: &Header, b: &BitmapsExt) -> Result<Option<Vec<
             || (flags & BME_FLAG_IN_USE == 0 && virtual_size > covered);
         if broken {
             return Err(fail(format!(
-                "Bitmap '{name}' doesn't satisfy the constraints"
+                "Bitmap '{}' doesn't satisfy the constraints",
+                escape(&name)
             )));
         }
         if flags & BME_FLAG_IN_USE == 0 {
@@ -621,7 +700,8 @@ fn check_bitmap_table(
     let cluster_size = h.cluster_size();
     let table_error = |why: &str| {
         fail(format!(
-            "Could not read bitmap_table table from image for bitmap '{name}': {why}"
+            "Could not read bitmap_table table from image for bitmap '{}': {why}",
+            escape(name)
         ))
     };
     let bytes = u64::from(entries) * 8;
@@ -654,7 +734,8 @@ fn check_bitmap_table(
     let serialised = bits.div_ceil(64) * 8;
     if serialised.div_ceil(cluster_size) != u64::from(entries) {
         return Err(fail(format!(
-            "Could not read bitmap '{name}' from image: Invalid argument"
+            "Could not read bitmap '{}' from image: Invalid argument",
+            escape(name)
         )));
     }
     Ok(())

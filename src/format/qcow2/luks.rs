@@ -6,6 +6,7 @@ use super::inspect::{c_string, fail};
 use crate::error::Result;
 use crate::format::raw::inspect::ImageFile;
 use crate::info::{LuksInfo, LuksSlot};
+use crate::name::escape;
 use byteorder::{BigEndian, ByteOrder};
 
 /// LUKS1 header magic.
@@ -30,7 +31,7 @@ fn check_luks_header(b: &[u8; LUKS_HEADER_SIZE]) -> Result<()> {
     }
     let version = BigEndian::read_u16(&b[6..]);
     if version != 1 {
-        return Err(fail(format!("Unsupported LUKS version {version}")));
+        return Err(fail(format!("LUKS version {version} is not supported")));
     }
     for (field, what) in [
         (&b[8..40], "cipher name"),
@@ -60,7 +61,8 @@ fn check_luks_header(b: &[u8; LUKS_HEADER_SIZE]) -> Result<()> {
         let len1 = split_sectors(stripes);
         if stripes != LUKS_STRIPES {
             return Err(fail(format!(
-                "Keyslot {i} is corrupted (stripes {stripes} != {LUKS_STRIPES})"
+                "Keyslot {i} is corrupted (stripes {} != {LUKS_STRIPES})",
+                stripes as i32
             )));
         }
         if active != LUKS_SLOT_DISABLED && active != LUKS_SLOT_ACTIVE {
@@ -114,25 +116,35 @@ pub(super) fn read_luks(f: &ImageFile, offset: u64, length: u64) -> Result<LuksI
 
     let (cipher_mode, ivgen) = cipher_mode_spec.split_once('-').ok_or_else(|| {
         fail(format!(
-            "Unexpected cipher mode string format '{cipher_mode_spec}'"
+            "Unexpected cipher mode string format '{}'",
+            escape(&cipher_mode_spec)
         ))
     })?;
     if !matches!(cipher_mode, "ecb" | "cbc" | "xts" | "ctr") {
-        return Err(fail(format!("Cipher mode '{cipher_mode}' not supported")));
+        return Err(fail(format!(
+            "Cipher mode '{}' not supported",
+            escape(cipher_mode)
+        )));
     }
     let (ivgen_alg, ivgen_hash_alg) = match ivgen.split_once(':') {
         Some((a, h)) => (a.to_string(), Some(h.to_string())),
         None => (ivgen.to_string(), None),
     };
     if !matches!(ivgen_alg.as_str(), "plain" | "plain64" | "essiv") {
-        return Err(fail(format!("IV generator '{ivgen_alg}' not supported")));
+        return Err(fail(format!(
+            "IV generator '{}' not supported",
+            escape(&ivgen_alg)
+        )));
     }
     for h in std::iter::once(&hash_alg).chain(ivgen_hash_alg.as_ref()) {
         if !matches!(
             h.as_str(),
             "md5" | "sha1" | "sha224" | "sha256" | "sha384" | "sha512" | "ripemd160" | "sm3"
         ) {
-            return Err(fail(format!("Hash algorithm '{h}' not supported")));
+            return Err(fail(format!(
+                "Hash algorithm '{}' not supported",
+                escape(h)
+            )));
         }
     }
     let cipher_key = if cipher_mode == "xts" {
@@ -147,7 +159,8 @@ pub(super) fn read_luks(f: &ImageFile, offset: u64, length: u64) -> Result<LuksI
     };
     if !valid_key {
         return Err(fail(format!(
-            "Algorithm '{cipher_name}' with key size {cipher_key} bytes not supported"
+            "Algorithm '{}' with key size {cipher_key} bytes not supported",
+            escape(&cipher_name)
         )));
     }
     let cipher_alg = if cipher_name == "sm4" {

@@ -42,7 +42,7 @@ enum Source {
 impl ImageFile {
     /// Opens `path` read-only.
     pub fn open(path: &Path) -> Result<ImageFile> {
-        let name = path.display().to_string();
+        let name = crate::name::escape_path(path);
         // Never open a FIFO or socket: the open would block.
         if let Ok(m) = std::fs::metadata(path) {
             use std::os::unix::fs::FileTypeExt;

@@ -21,9 +21,10 @@ use super::descriptor::{
 use super::header::{DESCRIPTOR_SECTORS, SECTOR_SIZE, SparseLayout};
 use crate::create::{CreateContext, resolve_backing_path};
 use crate::error::{Error, Result};
+use crate::name::{escape, escape_path};
 use std::fs::File;
 use std::os::unix::fs::FileExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// "VMDK has constant split size": 2 GiB per extent of a twoGbMaxExtent
 /// image.
@@ -258,7 +259,11 @@ struct Writer<'a, 'b> {
 
 impl Writer<'_, '_> {
     fn io(&self, path: &Path, what: &str) -> impl FnOnce(std::io::Error) -> Error {
-        let context = format!("{}: {what} '{}'", self.ctx.filename, path.display());
+        let context = format!(
+            "{}: {what} '{}'",
+            escape(self.ctx.filename),
+            escape_path(path)
+        );
         move |e| Error::io(context, e)
     }
 
@@ -267,8 +272,8 @@ impl Writer<'_, '_> {
             Error::io(
                 format!(
                     "{}: Could not resize file '{}'",
-                    self.ctx.filename,
-                    path.display()
+                    escape(self.ctx.filename),
+                    escape_path(path)
                 ),
                 e,
             )
@@ -307,7 +312,7 @@ impl Writer<'_, '_> {
             while created < opts.size {
                 let cur = (opts.size - created).min(extent_size);
                 let name = extent_name(prefix, postfix, sub, idx);
-                let path = PathBuf::from(format!("{dir}{name}"));
+                let path = crate::name::path_of(&format!("{dir}{name}"));
                 let file = self.ctx.create_file(&path)?;
                 if sub.flat() {
                     self.resize(&file, &path, cur)?;
@@ -317,7 +322,7 @@ impl Writer<'_, '_> {
                 extents.push(ExtentLine {
                     sectors: cur / SECTOR_SIZE,
                     kind,
-                    file: base_name(&path.to_string_lossy()),
+                    file: base_name(&crate::name::of_path(&path)),
                 });
                 created += cur;
                 idx += 1;
@@ -339,6 +344,8 @@ impl Writer<'_, '_> {
             tools_version: opts.tools_version.clone(),
         }
         .render();
+        // File names carry their bytes (see crate::name): write those.
+        let desc = crate::name::bytes_of(&desc);
         if monolithic_sparse {
             let area = (DESCRIPTOR_SECTORS * SECTOR_SIZE) as usize;
             if desc.len() > area {
@@ -350,11 +357,11 @@ impl Writer<'_, '_> {
                 )));
             }
             image
-                .write_all_at(desc.as_bytes(), SECTOR_SIZE)
+                .write_all_at(&desc, SECTOR_SIZE)
                 .map_err(self.io(image_path, "Could not write description to"))?;
         } else {
             image
-                .write_all_at(desc.as_bytes(), 0)
+                .write_all_at(&desc, 0)
                 .map_err(self.io(image_path, "Could not write description to"))?;
         }
         Ok(())
@@ -392,7 +399,7 @@ impl Writer<'_, '_> {
         let format = crate::format::probe(&path).map_err(|e| {
             self.ctx.failed(format!(
                 "Could not open '{}': {}",
-                path.display(),
+                escape_path(&path),
                 match &e {
                     Error::Io { source, .. } => crate::error::describe_io(source),
                     other => other.to_string(),
@@ -406,8 +413,10 @@ impl Writer<'_, '_> {
             )));
         }
         let info = super::inspect::inspect_image(&path).map_err(|e| {
-            self.ctx
-                .failed(format!("Could not open backing image '{backing}': {e}"))
+            self.ctx.failed(format!(
+                "Could not open backing image '{}': {e}",
+                escape(backing)
+            ))
         })?;
         Ok(info.cid)
     }

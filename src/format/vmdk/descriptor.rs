@@ -234,7 +234,7 @@ pub fn parse_extent_lines(text: &[u8]) -> Result<Vec<ParsedExtent>, ExtentLineEr
                     end -= 1;
                 }
                 let shown = &text[p..end.min(p + QUOTE_MAX)];
-                let mut s = String::from_utf8_lossy(shown).into_owned();
+                let mut s = crate::name::from_bytes(shown);
                 if end > p + QUOTE_MAX {
                     s.push_str("...");
                 }
@@ -263,8 +263,8 @@ pub fn parse_extent_lines(text: &[u8]) -> Result<Vec<ParsedExtent>, ExtentLineEr
                 if sectors > 0 && known {
                     out.push(ParsedExtent {
                         sectors,
-                        kind: String::from_utf8_lossy(&kind).into_owned(),
-                        file: String::from_utf8_lossy(&file).into_owned(),
+                        kind: crate::name::from_bytes(&kind),
+                        file: crate::name::from_bytes(&file),
                         flat_offset,
                     });
                 }
@@ -341,12 +341,17 @@ fn scan_extent_line(
     while i < text.len() && i - s < 511 && !matches!(text[i], b'\n' | b'\r' | b'"') {
         i += 1;
     }
-    if i == s || text.get(i) != Some(&b'"') {
+    if i == s {
         return None;
     }
     let file = text[s..i].to_vec();
-    i += 1;
-    let offset = scan_long(text, &mut i, skip);
+    // Without the closing quote sscanf stops after the name: four fields.
+    let offset = if text.get(i) == Some(&b'"') {
+        i += 1;
+        scan_long(text, &mut i, skip)
+    } else {
+        None
+    };
     Some(ScannedLine {
         access,
         sectors,

@@ -14,6 +14,7 @@ use super::header::{
 };
 use crate::error::{Error, Result};
 use crate::info::{ChildInfo, FormatSpecific, ImageInfo, VmdkSpecific};
+use crate::name::{escape, escape_path, from_bytes, of_path, path_of};
 use std::fs::File;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::Path;
@@ -91,18 +92,14 @@ impl VmdkImage {
     }
 }
 
-/// Text from a file made safe for a one-line message: control characters
-/// escaped.
-fn printable(s: &str) -> String {
-    s.chars()
-        .map(|c| {
-            if c.is_control() {
-                c.escape_default().to_string()
-            } else {
-                c.to_string()
-            }
-        })
-        .collect()
+/// qemu's message when the vmdk driver fails without one of its own (a
+/// missing CID, a bad parentFileNameHint): the block layer's
+/// `Could not open 'FILE': Invalid argument`.
+fn invalid_argument(path: &Path) -> Error {
+    Error::failed_at(
+        path,
+        format!("Could not open '{}': Invalid argument", escape_path(path)),
+    )
 }
 
 /// Reads `len` bytes at `offset`; past the end of the file reads as zeros
@@ -115,7 +112,12 @@ fn read_zero_filled(file: &File, path: &Path, offset: u64, len: usize) -> Result
             Ok(0) => break,
             Ok(n) => done += n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(Error::io(format!("{}: Could not read", path.display()), e)),
+            Err(e) => {
+                return Err(Error::io(
+                    format!("{}: Could not read", escape_path(path)),
+                    e,
+                ));
+            }
         }
     }
     Ok(buf)
@@ -138,7 +140,7 @@ fn open(path: &Path) -> Result<Opened> {
         .map_err(|e| {
             Error::Failed(format!(
                 "Could not open '{}': {}",
-                path.display(),
+                escape_path(path),
                 crate::error::describe_io(&e)
             ))
         })?;
@@ -188,7 +190,7 @@ fn is_sparse_magic(head: &[u8]) -> bool {
 pub fn inspect_image(path: &Path) -> Result<VmdkImage> {
     let o = open(path)?;
     let mut head = read_sector0(&o, path)?;
-    let name = path.to_string_lossy().into_owned();
+    let name = of_path(path);
     if !is_sparse_magic(&head) {
         head = read_head(&o, path, 0)?;
     }
@@ -221,27 +223,23 @@ pub fn inspect_image(path: &Path) -> Result<VmdkImage> {
     if total.is_none() {
         return Err(Error::failed_at(
             path,
-            "Could not refresh total sector count: File too large (extent sizes add up past the largest image)",
+            "Could not refresh total sector count: File too large",
         ));
     }
     let window = read_zero_filled(&o.file, path, desc_offset, DESC_WINDOW as usize)?;
     let parent_file_name_hint = match find_quoted(&window, b"parentFileNameHint", MAX_BACKING_NAME)
     {
         Ok([]) => None,
-        Ok(v) => Some(String::from_utf8_lossy(v).into_owned()),
+        Ok(v) => Some(from_bytes(v)),
         Err(QuotedError::Missing) => None,
         Err(QuotedError::Invalid) => {
-            return Err(Error::failed_at(
-                path,
-                "invalid parentFileNameHint in the vmdk descriptor (no closing quote, or longer than 4095 bytes)",
-            ));
+            // qemu sets no message here: the open fails with EINVAL.
+            return Err(invalid_argument(path));
         }
     };
     let cid_text = c_str(&window[..DESC_WINDOW as usize - 1]);
-    let cid = find_cid(cid_text, false)
-        .ok_or_else(|| Error::failed_at(path, "vmdk descriptor has no valid CID"))?;
-    let parent_cid = find_cid(cid_text, true)
-        .ok_or_else(|| Error::failed_at(path, "vmdk descriptor has no valid parentCID"))?;
+    let cid = find_cid(cid_text, false).ok_or_else(|| invalid_argument(path))?;
+    let parent_cid = find_cid(cid_text, true).ok_or_else(|| invalid_argument(path))?;
     Ok(VmdkImage {
         create_type,
         cid,
@@ -310,20 +308,11 @@ fn open_sparse(o: &Opened, path: &Path, name: &str, head: &[u8], top: bool) -> R
         ));
     }
     if h.num_gtes_per_gt > MAX_GTES_PER_GT {
-        return Err(Error::failed_at(
-            path,
-            format!("L2 table size too big (numGTEsPerGT {})", h.num_gtes_per_gt),
-        ));
+        return Err(Error::failed_at(path, "L2 table size too big"));
     }
     let l1_entry_sectors = (h.num_gtes_per_gt as u64).wrapping_mul(h.granularity) as u32;
     if l1_entry_sectors == 0 {
-        return Err(Error::failed_at(
-            path,
-            format!(
-                "L1 entry size is invalid (numGTEsPerGT {} × grainSize {})",
-                h.num_gtes_per_gt, h.granularity
-            ),
-        ));
+        return Err(Error::failed_at(path, "L1 entry size is invalid"));
     }
     let l1_size = (h.capacity.wrapping_add(l1_entry_sectors as u64 - 1) / l1_entry_sectors as u64)
         as u32 as u64;
@@ -343,15 +332,19 @@ fn open_sparse(o: &Opened, path: &Path, name: &str, head: &[u8], top: bool) -> R
         tables.push(("l1 backup table", h.rgd_offset));
     }
     for (what, sector) in tables {
-        let fits = sector
-            .checked_mul(SECTOR_SIZE)
-            .and_then(|b| b.checked_add(table_bytes))
-            .is_some_and(|end| end <= MAX_LENGTH);
+        // qemu shifts the sector number into a byte offset, dropping
+        // the bits shifted out, and reads there.
+        let offset = sector.wrapping_mul(SECTOR_SIZE);
+        let fits = (offset as i64) >= 0
+            && offset
+                .checked_add(table_bytes)
+                .is_some_and(|end| end <= MAX_LENGTH);
         if !fits {
             return Err(Error::failed_at(
                 path,
                 format!(
-                    "Could not read {what} from extent '{name}': Invalid argument (offset sector {sector})"
+                    "Could not read {what} from extent '{}': Input/output error",
+                    escape(name)
                 ),
             ));
         }
@@ -371,14 +364,11 @@ fn check_extent(path: &Path, cluster_sectors: u64, l1_size: u64) -> Result<()> {
     if cluster_sectors > MAX_CLUSTER_SECTORS {
         return Err(Error::failed_at(
             path,
-            format!("Invalid granularity, image may be corrupt (grainSize {cluster_sectors})"),
+            "Invalid granularity, image may be corrupt",
         ));
     }
     if l1_size > MAX_L1_SIZE {
-        return Err(Error::failed_at(
-            path,
-            format!("L1 size too big ({l1_size} grain directory entries)"),
-        ));
+        return Err(Error::failed_at(path, "L1 size too big"));
     }
     Ok(())
 }
@@ -425,8 +415,8 @@ fn dir_of(name: &str) -> &str {
 /// extent the descriptor names.
 fn open_descriptor(path: &Path, name: &str, text: &[u8]) -> Result<(String, Vec<Extent>)> {
     let ct = find_quoted(text, b"createType", MAX_CREATE_TYPE)
-        .map_err(|_| Error::failed_at(path, "invalid VMDK image descriptor (createType)"))?;
-    let ct = String::from_utf8_lossy(ct).into_owned();
+        .map_err(|_| Error::failed_at(path, "invalid VMDK image descriptor"))?;
+    let ct = from_bytes(ct);
     const SUPPORTED: [&str; 6] = [
         "monolithicFlat",
         "vmfs",
@@ -438,12 +428,12 @@ fn open_descriptor(path: &Path, name: &str, text: &[u8]) -> Result<(String, Vec<
     if !SUPPORTED.contains(&ct.as_str()) {
         return Err(Error::failed_at(
             path,
-            format!("Unsupported image type '{}'", printable(&ct)),
+            format!("Unsupported image type '{}'", escape(&ct)),
         ));
     }
     let lines = parse_extent_lines(text).map_err(|e| match e {
         descriptor::ExtentLineError::Invalid(l) => {
-            Error::failed_at(path, format!("Invalid extent line: {}", printable(&l)))
+            Error::failed_at(path, format!("Invalid extent line: {}", escape(&l)))
         }
     })?;
     let dir = dir_of(name);
@@ -454,7 +444,7 @@ fn open_descriptor(path: &Path, name: &str, text: &[u8]) -> Result<(String, Vec<
         } else {
             format!("{dir}{}", line.file)
         };
-        let ext_path = Path::new(&ext_name);
+        let ext_path = &path_of(&ext_name);
         let in_extent = |e: Error| match e {
             Error::Failed(m) => Error::failed_at(path, m),
             other => other,
@@ -487,7 +477,7 @@ fn open_descriptor(path: &Path, name: &str, text: &[u8]) -> Result<(String, Vec<
                     ext_path,
                     format!(
                         "Unsupported extent type '{}' (diskforge does not read it)",
-                        printable(other)
+                        escape(other)
                     ),
                 ));
             }
@@ -511,7 +501,7 @@ fn full_backing(image: &str, hint: &str) -> String {
 /// fields, the vmdk specific data and one child per extent file.
 pub fn inspect(path: &Path) -> Result<ImageInfo> {
     let img = inspect_image(path)?;
-    let name = path.to_string_lossy().into_owned();
+    let name = of_path(path);
     let extents = img
         .extents
         .iter()
@@ -539,7 +529,7 @@ pub fn inspect(path: &Path) -> Result<ImageInfo> {
         .collect();
     // qemu's allocated size of a vmdk: the descriptor's (or monolithic
     // image's) own file plus every extent held in another file.
-    let allocated = |p: &str| std::fs::metadata(p).ok().map(|m| m.blocks() * 512);
+    let allocated = |p: &str| std::fs::metadata(path_of(p)).ok().map(|m| m.blocks() * 512);
     let actual_size = img
         .extents
         .iter()

@@ -206,6 +206,15 @@ pub fn vhd_checksum(bytes: &[u8]) -> u32 {
         .fold(0u32, |sum, &b| sum.wrapping_add(u32::from(b)))
 }
 
+/// The checksum of a footer as read from a file, as qemu checks it: over
+/// every one of its 512 bytes, the reserved ones included, with the
+/// checksum field (offset 64) as zero.
+pub fn footer_checksum(raw: &[u8; FOOTER_BYTES]) -> u32 {
+    let mut b = *raw;
+    b[off::CHECKSUM..off::CHECKSUM + 4].fill(0);
+    vhd_checksum(&b)
+}
+
 impl Footer {
     /// The footer bytes with the stored `checksum` field.
     pub fn to_bytes(&self) -> [u8; FOOTER_BYTES] {
@@ -234,13 +243,6 @@ impl Footer {
     pub fn seal(&mut self) {
         self.checksum = 0;
         self.checksum = vhd_checksum(&self.to_bytes());
-    }
-
-    /// The checksum the other fields call for.
-    pub fn computed_checksum(&self) -> u32 {
-        let mut copy = self.clone();
-        copy.checksum = 0;
-        vhd_checksum(&copy.to_bytes())
     }
 
     /// Parses 512 footer bytes (no validation).

@@ -197,10 +197,16 @@ pub fn create(ctx: &CreateContext) -> Result<()> {
     Ok(())
 }
 
-/// Warns (stderr, not an error) that a fixed VHD whose virtual size is not
-/// a whole number of MiB is refused by Azure. Printed with `-q` too, as
-/// qemu prints its warnings: `-q` silences progress, not problems.
+/// Advises (stderr, not an error) that a fixed VHD whose virtual size is
+/// not a whole number of MiB is refused by Azure. qemu-img prints nothing
+/// here, and callers such as Glance treat any stderr output as a failure,
+/// so the advice is for a person only: printed when stderr is a terminal
+/// and never with `-q` (the README and the man page carry it too).
 fn warn_azure(ctx: &CreateContext, size: u64, force_size: bool) {
+    use std::io::IsTerminal;
+    if ctx.quiet || !std::io::stderr().is_terminal() {
+        return;
+    }
     let fix = if force_size {
         "give a size that is a whole number of MiB".to_string()
     } else {
@@ -249,67 +255,82 @@ pub struct VpcImage {
 /// How many BAT entries the reader reads at a time.
 const BAT_CHUNK_ENTRIES: u64 = 16 * 1024;
 
+/// qemu's BDRV_MAX_LENGTH: a read reaching past it fails.
+const BDRV_MAX_LENGTH: u64 = (i64::MAX as u64) & !((1 << 30) - 1);
+/// qemu's BDRV_REQUEST_MAX_BYTES: the largest single read.
+const BDRV_REQUEST_MAX_BYTES: u64 = (i32::MAX as u64) & !(VHD_SECTOR_SIZE - 1);
+
+/// True when qemu's block layer refuses a read of `bytes` at `offset`
+/// (past its largest length or request); other reads past the end of
+/// the file return zeros.
+fn read_refused(offset: u64, bytes: u64) -> bool {
+    bytes > BDRV_REQUEST_MAX_BYTES || offset > BDRV_MAX_LENGTH || bytes > BDRV_MAX_LENGTH - offset
+}
+
+/// Reads `buf.len()` bytes at `offset`, zeros past the end of the file
+/// (as qemu's block layer reads).
+fn read_zero_filled(
+    file: &File,
+    path: &Path,
+    buf: &mut [u8],
+    offset: u64,
+    what: &str,
+) -> Result<()> {
+    buf.fill(0);
+    let mut done = 0;
+    while done < buf.len() {
+        match file.read_at(&mut buf[done..], offset + done as u64) {
+            Ok(0) => break,
+            Ok(n) => done += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(Error::io_at(path, what)(e)),
+        }
+    }
+    Ok(())
+}
+
 /// Opens the VHD at `path` as qemu's vpc driver does, with qemu's checks
 /// and messages: the footer copy at 0 (dynamic), else the footer at the
-/// end (fixed). Every header field is untrusted: the BAT is checked to lie
-/// inside the file and read in bounded pieces.
+/// end (fixed). Every header field is untrusted: the BAT is read in
+/// bounded pieces, and only the part inside the file.
 pub fn read_image(path: &Path) -> Result<VpcImage> {
     let file = File::open(path).map_err(Error::io_at(path, "Could not open"))?;
     let len = file
         .metadata()
         .map_err(Error::io_at(path, "Could not open"))?
         .len();
-    if len < FOOTER_BYTES as u64 {
-        return Err(Error::failed_at(
-            path,
-            format!("File too small for a VHD header ({len} bytes)"),
-        ));
-    }
+    // qemu's block layer sees the file's length rounded up to a sector.
+    let sector_len = round_to_sector(len);
     let mut buf = [0u8; FOOTER_BYTES];
-    file.read_exact_at(&mut buf, 0)
-        .map_err(Error::io_at(path, "Unable to read VHD header"))?;
-    let mut footer = Footer::parse(&buf);
+    read_zero_filled(&file, path, &mut buf, 0, "Unable to read VHD header")?;
     let mut fixed = false;
-    if &footer.cookie != VHD_COOKIE {
-        file.read_exact_at(&mut buf, len - FOOTER_BYTES as u64)
-            .map_err(Error::io_at(path, "Unable to read VHD footer"))?;
-        footer = Footer::parse(&buf);
-        if &footer.cookie != VHD_COOKIE {
-            return Err(Error::failed_at(
-                path,
-                "invalid VPC image (no \"conectix\" cookie at the start or in the footer)",
-            ));
+    if &buf[..VHD_COOKIE.len()] != VHD_COOKIE {
+        if sector_len < FOOTER_BYTES as u64 {
+            return Err(Error::failed_at(path, "File too small for a VHD header"));
         }
-        if footer.disk_type != DISK_TYPE_FIXED {
-            return Err(Error::failed_at(
-                path,
-                format!(
-                    "invalid VPC image (footer disk_type {} without a footer copy at offset 0; only fixed disks (2) have none)",
-                    footer.disk_type
-                ),
-            ));
+        let at = sector_len - FOOTER_BYTES as u64;
+        read_zero_filled(&file, path, &mut buf, at, "Could not read")?;
+        let footer = Footer::parse(&buf);
+        if &footer.cookie != VHD_COOKIE || footer.disk_type != DISK_TYPE_FIXED {
+            return Err(Error::failed_at(path, "invalid VPC image"));
         }
         fixed = true;
     }
-    let computed = footer.computed_checksum();
-    if footer.checksum != computed {
-        return Err(Error::failed_at(
-            path,
-            format!(
-                "Incorrect header checksum (footer checksum 0x{:08x}, computed 0x{computed:08x})",
-                footer.checksum
-            ),
-        ));
+    let footer = Footer::parse(&buf);
+    if footer.checksum != footer::footer_checksum(&buf) {
+        return Err(Error::failed_at(path, "Incorrect header checksum"));
     }
     let mut sectors = footer.geometry.total_sectors();
     if !footer.size_from_geometry() || sectors == CHS_MAX_GEOMETRY {
         sectors = footer.current_size / VHD_SECTOR_SIZE;
     }
     if sectors > VHD_MAX_SECTORS {
+        // qemu sets no message here: the open fails with EFBIG.
         return Err(Error::failed_at(
             path,
             format!(
-                "File too large (footer current_size/geometry give {sectors} sectors, max is {VHD_MAX_SECTORS}, 2040 GiB)"
+                "Could not open '{}': File too large",
+                crate::name::escape_path(path)
             ),
         ));
     }
@@ -326,7 +347,8 @@ pub fn read_image(path: &Path) -> Result<VpcImage> {
     })
 }
 
-/// Reads and checks the dynamic header and the BAT of a dynamic disk.
+/// Reads and checks the dynamic header and the BAT of a dynamic disk, as
+/// qemu does (reads past the end of the file see zeros).
 fn read_dynamic(
     path: &Path,
     file: &File,
@@ -335,80 +357,66 @@ fn read_dynamic(
     virtual_size: u64,
 ) -> Result<DynamicHeader> {
     let at = footer.data_offset;
-    if at
-        .checked_add(DYNAMIC_HEADER_BYTES as u64)
-        .is_none_or(|end| end > len)
-    {
-        return Err(Error::failed_at(
-            path,
-            format!(
-                "Error reading dynamic VHD header (footer data_offset 0x{at:x} is past the end of the {len}-byte file)"
-            ),
-        ));
+    if read_refused(at, DYNAMIC_HEADER_BYTES as u64) {
+        return Err(Error::failed_at(path, "Error reading dynamic VHD header"));
     }
     let mut buf = [0u8; DYNAMIC_HEADER_PREFIX];
-    file.read_exact_at(&mut buf, at)
-        .map_err(Error::io_at(path, "Error reading dynamic VHD header"))?;
+    read_zero_filled(file, path, &mut buf, at, "Error reading dynamic VHD header")?;
     let h = DynamicHeader::parse(&buf);
     if &h.cookie != DYNAMIC_COOKIE {
-        return Err(Error::failed_at(
-            path,
-            "Invalid header magic (dynamic header cookie is not \"cxsparse\")",
-        ));
+        return Err(Error::failed_at(path, "Invalid header magic"));
     }
     let block_size = u64::from(h.block_size);
     if !h.block_size.is_power_of_two() || block_size < VHD_SECTOR_SIZE {
         return Err(Error::failed_at(
             path,
-            format!(
-                "Invalid block size {} (dynamic header block_size)",
-                h.block_size
-            ),
+            format!("Invalid block size {}", h.block_size),
         ));
     }
     if virtual_size / block_size > u64::from(u32::MAX) {
-        return Err(Error::failed_at(
-            path,
-            format!("Too many blocks (dynamic header block_size {block_size})"),
-        ));
+        return Err(Error::failed_at(path, "Too many blocks"));
     }
     let entries = u64::from(h.max_table_entries);
     if entries * block_size < virtual_size {
+        return Err(Error::failed_at(path, "Page table too small"));
+    }
+    if entries > (i32::MAX / 4) as u64 {
+        // qemu prints the count as a signed 32-bit number.
         return Err(Error::failed_at(
             path,
             format!(
-                "Page table too small (dynamic header max_table_entries {entries} × block_size {block_size} < virtual size {virtual_size})"
+                "Max Table Entries too large ({})",
+                h.max_table_entries as i32
             ),
-        ));
-    }
-    if entries > (i32::MAX / 4) as u64 {
-        return Err(Error::failed_at(
-            path,
-            format!("Max Table Entries too large ({entries})"),
         ));
     }
     let table_offset = h.table_offset;
-    let table_end = table_offset.checked_add(entries * 4);
-    if table_end.is_none_or(|end| end > len) {
-        return Err(Error::failed_at(
-            path,
-            format!(
-                "Error reading pagetable (dynamic header table_offset 0x{table_offset:x} with max_table_entries {entries} runs past the end of the {len}-byte file)"
-            ),
-        ));
+    let table_bytes = entries * 4;
+    if read_refused(table_offset, table_bytes) {
+        return Err(Error::failed_at(path, "Error reading pagetable"));
     }
-    let table_end = table_end.unwrap_or(len);
     // Where the next block would go: after the BAT and after every
     // allocated block (its sector bitmap, then its data).
     let bitmap_size = round_to_sector(block_size / (8 * VHD_SECTOR_SIZE));
-    let mut free_data_block_offset = round_to_sector(table_end);
-    let mut chunk = vec![0u8; (BAT_CHUNK_ENTRIES.min(entries) * 4) as usize];
+    let mut free_data_block_offset = round_to_sector(table_offset + table_bytes);
+    // Only the entries inside the file are read; past its end they are
+    // zero (allocated at sector 0).
+    let in_file = len.saturating_sub(table_offset).min(table_bytes) / 4;
+    if in_file < entries {
+        free_data_block_offset = free_data_block_offset.max(bitmap_size + block_size);
+    }
+    let mut chunk = vec![0u8; (BAT_CHUNK_ENTRIES.min(in_file) * 4) as usize];
     let mut done = 0u64;
-    while done < entries {
-        let n = (entries - done).min(BAT_CHUNK_ENTRIES);
+    while done < in_file {
+        let n = (in_file - done).min(BAT_CHUNK_ENTRIES);
         let piece = &mut chunk[..(n * 4) as usize];
-        file.read_exact_at(piece, table_offset + done * 4)
-            .map_err(Error::io_at(path, "Error reading pagetable"))?;
+        read_zero_filled(
+            file,
+            path,
+            piece,
+            table_offset + done * 4,
+            "Error reading pagetable",
+        )?;
         for e in piece.chunks_exact(4) {
             let entry = u32::from_be_bytes([e[0], e[1], e[2], e[3]]);
             if entry != BAT_UNALLOCATED {
@@ -418,7 +426,7 @@ fn read_dynamic(
         }
         done += n;
     }
-    if free_data_block_offset > len {
+    if free_data_block_offset > round_to_sector(len) {
         return Err(Error::failed_at(
             path,
             "block-vpc: free_data_block_offset points after the end of file. The image has been truncated.",
