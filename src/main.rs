@@ -1,28 +1,33 @@
 //! The `diskforge` binary: parses the command line and dispatches.
 
-use clap::Parser;
-use clap::error::ErrorKind;
-use diskforge::cli::{Cli, clap_error_line, program_name};
+use diskforge::cli::{ParseOutcome, parse, parse_outcome, program_name};
+use std::io::Write;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let program = program_name();
+    let cli = match parse(&program) {
         Ok(cli) => cli,
-        Err(e) => match e.kind() {
-            ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+        Err(e) => match parse_outcome(&e, &program) {
+            ParseOutcome::Help => {
                 let _ = e.print();
                 return ExitCode::SUCCESS;
             }
-            _ => {
-                eprintln!("{}: {}", program_name(), clap_error_line(&e));
-                return ExitCode::from(2);
+            ParseOutcome::Version(line) => {
+                // A closed stdout is not an error worth a panic here.
+                let _ = writeln!(std::io::stdout().lock(), "{line}");
+                return ExitCode::SUCCESS;
+            }
+            ParseOutcome::Error { line, code } => {
+                eprintln!("{line}");
+                return ExitCode::from(code);
             }
         },
     };
     match diskforge::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("{}: {:#}", program_name(), e);
+            eprintln!("{}: {:#}", program, e);
             ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(1))
         }
     }
