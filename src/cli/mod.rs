@@ -33,7 +33,8 @@ pub enum OutputFormat {
     about = "Create and inspect virtual disk images (a qemu-img work-alike) and register them with image registries",
     long_about = "diskforge creates and inspects virtual disk images (qcow2, qcow, vmdk, vdi, vpc/vhd, raw) \
 exactly as qemu-img 10 does, and registers images with OpenStack Glance or Huawei Cloud IMS.\n\n\
-Exit status: 0 success, 1 the operation failed, 2 usage error.",
+Exit status: 0 success, 1 the operation failed, 2 usage error. A qemu-img subcommand that \
+diskforge does not implement (convert, check, ...) says so and exits 1 (compare: 2).",
     propagate_version = true,
     arg_required_else_help = true
 )]
