@@ -12,8 +12,9 @@ added to a command that itself takes a few ms. A command with shell syntax
 (pipes, redirections, $(...), &&) runs with `bash -c`, as workloads that
 take seconds do.
 
-Workloads whose first (warm-up) pair takes under FAST_LIMIT seconds on
-both sides get M paired runs, the others N. Prints one tab-separated
+Workloads whose first pair takes under FAST_LIMIT seconds on both sides
+get M more paired runs (the first was a warm-up), the others N in all
+(the first counts). Prints one tab-separated
 line: method, runs, median reference seconds, median diskforge seconds,
 median of the per-pair ratios reference/diskforge, and the 25th and 75th
 percentiles of both sides.
@@ -111,11 +112,14 @@ def main():
     p.add_argument("ref")
     a = p.parse_args()
 
-    warm_ref, warm_ours = pair(a.ours, a.ref, a.scratch, a.setup, True)
-    fast = max(warm_ref, warm_ours) < FAST_LIMIT
+    # The first pair decides: under FAST_LIMIT it was a warm-up (page
+    # cache, shared libraries) and M pairs follow; otherwise it counts as
+    # the first of N, as a warm-up is nothing next to seconds of work.
+    first_ref, first_ours = pair(a.ours, a.ref, a.scratch, a.setup, True)
+    fast = max(first_ref, first_ours) < FAST_LIMIT
     n = a.fast_runs if fast else a.runs
-    refs, ours = [], []
-    for i in range(n):
+    refs, ours = ([], []) if fast else ([first_ref], [first_ours])
+    for i in range(len(refs), n):
         r, o = pair(a.ours, a.ref, a.scratch, a.setup, i % 2 == 0)
         refs.append(r)
         ours.append(o)
