@@ -16,7 +16,8 @@
 # made by the setup command (not timed); a command without shell syntax
 # is timed as a bare process (no shell start-up in the time), one with
 # pipes or redirections with bash -c. Reported: the median time of each
-# side and the median of the per-pair ratios.
+# side and the median of the per-pair ratios. BENCH_CONTEXT, when set, is
+# printed above the table (say what else loaded the machine).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(dirname "$here")
@@ -84,9 +85,10 @@ fi
     echo
     echo "Each workload runs in alternating pairs (reference, diskforge; then"
     echo "diskforge, reference), every run in a fresh scratch directory made by an"
-    echo "untimed setup, after one warm-up pair. Workloads that take under 0.1 s get"
-    echo "$fast_runs pairs, the others $runs. A command is timed as a bare process"
-    echo "(\`process\`: posix_spawn and waitpid, no shell), unless it needs a shell"
+    echo "untimed setup. A workload whose first pair takes under 0.1 s gets $fast_runs"
+    echo "more pairs (the first was a warm-up); the others $runs in all. A command"
+    echo "is timed as a bare process (\`process\`: posix_spawn and waitpid, no"
+    echo "shell), unless it needs a shell"
     echo "(\`bash -c\`: the upload rows). The reference is qemu-img unless the"
     echo "workload says otherwise. Speed-up is the median over the pairs of"
     echo "reference time / diskforge time (above 1: diskforge is faster)."
