@@ -176,3 +176,28 @@ fn version_under_both_names() {
         "{e:?}"
     );
 }
+
+/// `--version` into a pipe whose reader is gone (`diskforge --version |
+/// true`) exits 0 without a panic: the read end is closed before the
+/// process starts, so its write fails with EPIPE every time.
+#[test]
+fn version_into_a_closed_pipe() {
+    use std::os::fd::{FromRawFd, OwnedFd};
+    let mut fds = [0; 2];
+    // SAFETY: pipe() fills two new descriptors, which are owned below.
+    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+    let (read_end, write_end) =
+        unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    drop(read_end);
+    let out = std::process::Command::new(diskforge_bin())
+        .arg("--version")
+        .stdout(std::process::Stdio::from(write_end))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(
+        out.stdout.is_empty(),
+        "stdout was captured, not the closed pipe"
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "");
+}
