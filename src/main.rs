@@ -1,28 +1,33 @@
 //! The `diskforge` binary: parses the command line and dispatches.
 
-use clap::Parser;
-use clap::error::ErrorKind;
-use diskforge::cli::{Cli, clap_error_line, program_name};
+use diskforge::cli::{ParseOutcome, parse, parse_outcome, program_name};
+use std::io::Write;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let program = program_name();
+    let cli = match parse(&program) {
         Ok(cli) => cli,
-        Err(e) => match e.kind() {
-            ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+        Err(e) => match parse_outcome(&e, &program) {
+            ParseOutcome::Help => {
                 let _ = e.print();
                 return ExitCode::SUCCESS;
             }
-            _ => {
-                print_error(&format!("{}: {}", program_name(), clap_error_line(&e)));
-                return ExitCode::from(2);
+            ParseOutcome::Version(line) => {
+                // A closed stdout is not an error worth a panic here.
+                let _ = writeln!(std::io::stdout().lock(), "{line}");
+                return ExitCode::SUCCESS;
+            }
+            ParseOutcome::Error { line, code } => {
+                print_error(&line);
+                return ExitCode::from(code);
             }
         },
     };
     match diskforge::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            print_error(&format!("{}: {:#}", program_name(), e));
+            print_error(&format!("{program}: {e:#}"));
             ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(1))
         }
     }
@@ -31,7 +36,6 @@ fn main() -> ExitCode {
 /// Prints an error message on stderr: its bytes, any control character
 /// left in it escaped (see `diskforge::name`).
 fn print_error(message: &str) {
-    use std::io::Write;
     let mut line = diskforge::name::message_bytes(message);
     line.push(b'\n');
     let _ = std::io::stderr().lock().write_all(&line);

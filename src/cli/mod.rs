@@ -3,13 +3,19 @@
 
 mod create;
 mod info;
+mod invocation;
+pub mod manual;
 pub mod register;
 
 pub use create::CreateArgs;
 pub use info::InfoArgs;
+pub use invocation::{
+    QEMU_IMG_INTERFACE_VERSION, QEMU_IMG_SUBCOMMANDS, clap_error_line, invoked_as_qemu_img,
+    program_name, version_line,
+};
 pub use register::RegisterArgs;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
 /// How `info` prints an image and `register` the final image record:
 /// qemu-img's `--output=human|json`.
@@ -27,7 +33,8 @@ pub enum OutputFormat {
     about = "Create and inspect virtual disk images (a qemu-img work-alike) and register them with image registries",
     long_about = "diskforge creates and inspects virtual disk images (qcow2, qcow, vmdk, vdi, vpc/vhd, raw) \
 exactly as qemu-img 10 does, and registers images with OpenStack Glance or Huawei Cloud IMS.\n\n\
-Exit status: 0 success, 1 the operation failed, 2 usage error.",
+Exit status: 0 success, 1 the operation failed, 2 usage error. A qemu-img subcommand that \
+diskforge does not implement (convert, check, ...) says so and exits 1 (compare: 2).",
     propagate_version = true,
     arg_required_else_help = true
 )]
@@ -36,41 +43,68 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// The subcommands.
+/// The subcommands. Their help text is on the argument structs: a doc
+/// comment on a variant here would replace it (about and long about).
 #[derive(Debug, Subcommand)]
 pub enum Command {
     Create(CreateArgs),
-    /// Display information about a disk image (qemu-img info)
     Info(InfoArgs),
-    /// Register an image with OpenStack Glance or Huawei Cloud IMS
     Register(Box<RegisterArgs>),
 }
 
-/// The program name as invoked (basename of argv[0]), used as the prefix
-/// of every error line: `diskforge`, or `qemu-img` through a symlink.
-pub fn program_name() -> String {
-    std::env::args_os()
-        .next()
-        .and_then(|a| {
-            std::path::Path::new(&a)
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-        })
-        .filter(|n| !n.is_empty())
-        .unwrap_or_else(|| "diskforge".to_string())
+/// The clap command as `program` (basename of argv[0]) presents it: as
+/// `qemu-img`, `--help` starts with qemu-img's version line, which callers
+/// match at the start of its output.
+pub fn command_for(program: &str) -> clap::Command {
+    let cmd = Cli::command().bin_name(program.to_string());
+    if invoked_as_qemu_img(program) {
+        cmd.before_help(version_line(program))
+    } else {
+        cmd
+    }
 }
 
-/// Turns a clap error into one line (without clap's `error: ` prefix and
-/// usage block).
-pub fn clap_error_line(err: &clap::Error) -> String {
-    if err.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
-        return "missing subcommand (create, info or register); try '--help'".to_string();
+/// Parses the process's arguments.
+pub fn parse(program: &str) -> Result<Cli, clap::Error> {
+    let mut matches = command_for(program).try_get_matches()?;
+    Cli::from_arg_matches_mut(&mut matches)
+}
+
+/// What to do with a command line that did not parse.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ParseOutcome {
+    /// `--help`: clap prints it (stdout), exit 0.
+    Help,
+    /// `--version`: print this line on stdout, exit 0.
+    Version(String),
+    /// Print this line (already prefixed with the program name) on
+    /// stderr and exit with this status.
+    Error { line: String, code: u8 },
+}
+
+/// Sorts a clap error into help, version or a one-line error: usage
+/// errors exit 2; a qemu-img subcommand that diskforge lacks is named as
+/// such and exits as a failed operation (see
+/// [`invocation::unimplemented_exit_code`]).
+pub fn parse_outcome(err: &clap::Error, program: &str) -> ParseOutcome {
+    use clap::error::ErrorKind;
+    match err.kind() {
+        ErrorKind::DisplayHelp => ParseOutcome::Help,
+        ErrorKind::DisplayVersion => ParseOutcome::Version(version_line(program)),
+        _ => {
+            let cmd = Cli::command();
+            let implemented: Vec<&str> = cmd.get_subcommands().map(|s| s.get_name()).collect();
+            if let Some(name) = invocation::unimplemented_subcommand(err, &implemented) {
+                let line = invocation::unimplemented_message(&name, &implemented);
+                return ParseOutcome::Error {
+                    line: format!("{program}: {line}"),
+                    code: invocation::unimplemented_exit_code(&name),
+                };
+            }
+            ParseOutcome::Error {
+                line: format!("{program}: {}", clap_error_line(err)),
+                code: 2,
+            }
+        }
     }
-    let rendered = err.render().to_string();
-    let first = rendered
-        .lines()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or("invalid command line");
-    let first = first.strip_prefix("error: ").unwrap_or(first);
-    format!("{first}; try '--help'")
 }

@@ -1,0 +1,102 @@
+# Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
+function __fish_diskforge_global_optspecs
+    string join \n h/help V/version
+end
+
+function __fish_diskforge_needs_command
+    # Figure out if the current invocation already has a command.
+    set -l cmd (commandline -opc)
+    set -e cmd[1]
+    argparse -s (__fish_diskforge_global_optspecs) -- $cmd 2>/dev/null
+    or return
+    if set -q argv[1]
+        # Also print the command, so this can be used to figure out what it is.
+        echo $argv[1]
+        return 1
+    end
+    return 0
+end
+
+function __fish_diskforge_using_subcommand
+    set -l cmd (__fish_diskforge_needs_command)
+    test -z "$cmd"
+    and return 1
+    contains -- $cmd[1] $argv
+end
+
+complete -c diskforge -n "__fish_diskforge_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c diskforge -n "__fish_diskforge_needs_command" -s V -l version -d 'Print version'
+complete -c diskforge -n "__fish_diskforge_needs_command" -f -a "create" -d 'Create a new disk image (qemu-img create)'
+complete -c diskforge -n "__fish_diskforge_needs_command" -f -a "info" -d 'Display information about a disk image (qemu-img info)'
+complete -c diskforge -n "__fish_diskforge_needs_command" -f -a "register" -d 'Register an image with OpenStack Glance or Huawei Cloud IMS (and upload it)'
+complete -c diskforge -n "__fish_diskforge_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c diskforge -n "__fish_diskforge_using_subcommand create" -s f -l format -d 'Image format: raw, qcow2, qcow, vmdk, vdi, vpc (or vhd)' -r
+complete -c diskforge -n "__fish_diskforge_using_subcommand create" -s o -l options -d 'Format options, comma-separated key=value (repeatable; `-o help` lists them)' -r
+complete -c diskforge -n "__fish_diskforge_using_subcommand create" -s b -l backing -d 'Backing file the new image is stacked on' -r
+complete -c diskforge -n "__fish_diskforge_using_subcommand create" -s F -l backing-format -d 'Format of the backing file' -r
+complete -c diskforge -n "__fish_diskforge_using_subcommand create" -l object -d 'QEMU object definition: refused (diskforge writes no encrypted images, so it needs no secret objects)' -r
+complete -c diskforge -n "__fish_diskforge_using_subcommand create" -s q -l quiet -d 'Quiet: do not print the `Formatting ...` line or a progress bar'
+complete -c diskforge -n "__fish_diskforge_using_subcommand create" -s u -l backing-unsafe -d 'Do not open the backing file (its size is then not read)'
+complete -c diskforge -n "__fish_diskforge_using_subcommand create" -l reproducible -d 'Byte-identical output for identical arguments: no random UUIDs or CIDs, timestamps from SOURCE_DATE_EPOCH (or zero)'
+complete -c diskforge -n "__fish_diskforge_using_subcommand create" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c diskforge -n "__fish_diskforge_using_subcommand create" -s V -l version -d 'Print version'
+complete -c diskforge -n "__fish_diskforge_using_subcommand info" -s f -l format -d 'Image format: raw, qcow2, qcow, vmdk, vdi, vpc (or vhd); detected when absent' -r
+complete -c diskforge -n "__fish_diskforge_using_subcommand info" -l output -d 'Output format' -r -f -a "human\t''
+json\t''"
+complete -c diskforge -n "__fish_diskforge_using_subcommand info" -l object -d 'QEMU object definition (accepted for compatibility; diskforge has no objects)' -r
+complete -c diskforge -n "__fish_diskforge_using_subcommand info" -s b -l backing-chain -d 'Also describe the backing images, down to the base'
+complete -c diskforge -n "__fish_diskforge_using_subcommand info" -s U -l force-share -d 'Open the image in shared mode (accepted; diskforge never locks)'
+complete -c diskforge -n "__fish_diskforge_using_subcommand info" -l image-opts -d 'FILENAME is an option string (not supported by diskforge)'
+complete -c diskforge -n "__fish_diskforge_using_subcommand info" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c diskforge -n "__fish_diskforge_using_subcommand info" -s V -l version -d 'Print version'
+complete -c diskforge -n "__fish_diskforge_using_subcommand register" -l file -d 'Upload this file\'s data (as `openstack image create --file`); implies --upload' -r
+complete -c diskforge -n "__fish_diskforge_using_subcommand register" -l api -d 'Registry API: glance-v2, glance-v1 or ims' -r -f -a "glance-v2\t'OpenStack Glance Image API v2 (JSON record, then PUT .../file)'
+glance-v1\t'The legacy Image API v1 (x-image-meta-* headers, data in the POST body)'
+ims\t'Huawei Cloud IMS, "Creating Image Metadata (Native OpenStack API)"'"
+complete -c diskforge -n "__fish_diskforge_using_subcommand register" -l name -d 'Image name (default: the file name)' -r
+complete -c diskforge -n "__fish_diskforge_using_subcommand register" -l id -d 'Image ID to reserve (a UUID)' -r
+complete -c diskforge -n "__fish_diskforge_using_subcommand register" -l disk-format -d 'Disk format (default: detected: qcow2, vmdk, vdi, vhd, raw)' -r
+complete -c diskforge -n "__fish_diskforge_using_subcommand register" -l container-format -d 'Container format (default: bare)' -r
+complete -c diskforge -n "__fish_diskforge_using_subcommand register" -l visibility -d 'Visibility: public, private, shared or community (default: the registry\'s)' -r
+complete -c diskforge -n "__fish_diskforge_using_subcommand register" -l min-disk -d 'Minimum disk size needed to boot the image, in gigabytes' -r
+complete -c diskforge -n "__fish_diskforge_using_subcommand register" -l min-ram -d 'Minimum RAM needed to boot the image, in megabytes' -r
+complete -c diskforge -n "__fish_diskforge_using_subcommand register" -l tag -d 'Tag to add (repeatable; IMS wants KEY=VALUE)' -r
+complete -c diskforge -n "__fish_diskforge_using_subcommand register" -l property -d 'Extra property KEY=VALUE (repeatable)' -r
+complete -c diskforge -n "__fish_diskforge_using_subcommand register" -l os-version -d 'IMS operating system version (sent as __os_version)' -r
+complete -c diskforge -n "__fish_diskforge_using_subcommand register" -l output -d 'Print the final image record as human or json' -r -f -a "human\t''
+json\t''"
+complete -c diskforge -n "__fish_diskforge_using_subcommand register" -l os-image-url -d 'Image service endpoint, unversioned [env: OS_IMAGE_URL]' -r
+complete -c diskforge -n "__fish_diskforge_using_subcommand register" -l os-token -d 'Authentication token [env: OS_AUTH_TOKEN, OS_TOKEN]' -r
+complete -c diskforge -n "__fish_diskforge_using_subcommand register" -l os-auth-url -d 'Keystone URL [env: OS_AUTH_URL]' -r
+complete -c diskforge -n "__fish_diskforge_using_subcommand register" -l os-username -d 'User name [env: OS_USERNAME]' -r
+complete -c diskforge -n "__fish_diskforge_using_subcommand register" -l os-password -d 'Password [env: OS_PASSWORD]' -r
+complete -c diskforge -n "__fish_diskforge_using_subcommand register" -l os-project-name -d 'Project name [env: OS_PROJECT_NAME]' -r
+complete -c diskforge -n "__fish_diskforge_using_subcommand register" -l os-project-id -d 'Project ID [env: OS_PROJECT_ID]' -r
+complete -c diskforge -n "__fish_diskforge_using_subcommand register" -l os-user-domain-name -d 'User\'s domain name [env: OS_USER_DOMAIN_NAME] (default: Default)' -r
+complete -c diskforge -n "__fish_diskforge_using_subcommand register" -l os-project-domain-name -d 'Project\'s domain name [env: OS_PROJECT_DOMAIN_NAME] (default: Default)' -r
+complete -c diskforge -n "__fish_diskforge_using_subcommand register" -l os-region-name -d 'Region of the image endpoint [env: OS_REGION_NAME]' -r
+complete -c diskforge -n "__fish_diskforge_using_subcommand register" -l os-interface -d 'Endpoint interface: public, internal or admin [env: OS_INTERFACE] (default: public)' -r
+complete -c diskforge -n "__fish_diskforge_using_subcommand register" -l os-cloud -d 'Cloud in clouds.yaml [env: OS_CLOUD]' -r
+complete -c diskforge -n "__fish_diskforge_using_subcommand register" -l os-cacert -d 'CA bundle (PEM) to verify the servers\' TLS certificates [env: OS_CACERT]' -r
+complete -c diskforge -n "__fish_diskforge_using_subcommand register" -l timeout -d 'Seconds to wait for a connection or for each read/write (default 60)' -r
+complete -c diskforge -n "__fish_diskforge_using_subcommand register" -l retries -d 'How many times to retry on 5xx answers and connection resets (default 3)' -r
+complete -c diskforge -n "__fish_diskforge_using_subcommand register" -l upload -d 'Upload the image data after creating the record, then verify checksums'
+complete -c diskforge -n "__fish_diskforge_using_subcommand register" -l public -d 'Image is accessible to all projects (admin only)'
+complete -c diskforge -n "__fish_diskforge_using_subcommand register" -l private -d 'Image is accessible only to the owner'
+complete -c diskforge -n "__fish_diskforge_using_subcommand register" -l shared -d 'Image can be shared with other projects'
+complete -c diskforge -n "__fish_diskforge_using_subcommand register" -l community -d 'Image is accessible to all projects but not listed'
+complete -c diskforge -n "__fish_diskforge_using_subcommand register" -l protected -d 'Prevent the image from being deleted'
+complete -c diskforge -n "__fish_diskforge_using_subcommand register" -l unprotected -d 'Allow the image to be deleted (default)'
+complete -c diskforge -n "__fish_diskforge_using_subcommand register" -l progress -d 'Show a progress bar while uploading (the default on a terminal)'
+complete -c diskforge -n "__fish_diskforge_using_subcommand register" -s q -l quiet -d 'Quiet: no progress bar'
+complete -c diskforge -n "__fish_diskforge_using_subcommand register" -l keep-on-failure -d 'Keep the image record when the upload fails (default: delete it)'
+complete -c diskforge -n "__fish_diskforge_using_subcommand register" -l dry-run -d 'Print the requests that would be sent (token and password redacted); send nothing'
+complete -c diskforge -n "__fish_diskforge_using_subcommand register" -s v -l verbose -d 'Log each request and response status on stderr (twice: as --debug)'
+complete -c diskforge -n "__fish_diskforge_using_subcommand register" -l debug -d 'Log requests and responses with headers and JSON bodies (secrets redacted)'
+complete -c diskforge -n "__fish_diskforge_using_subcommand register" -l insecure -d 'Do not verify TLS certificates'
+complete -c diskforge -n "__fish_diskforge_using_subcommand register" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c diskforge -n "__fish_diskforge_using_subcommand register" -s V -l version -d 'Print version'
+complete -c diskforge -n "__fish_diskforge_using_subcommand help; and not __fish_seen_subcommand_from create info register help" -f -a "create" -d 'Create a new disk image (qemu-img create)'
+complete -c diskforge -n "__fish_diskforge_using_subcommand help; and not __fish_seen_subcommand_from create info register help" -f -a "info" -d 'Display information about a disk image (qemu-img info)'
+complete -c diskforge -n "__fish_diskforge_using_subcommand help; and not __fish_seen_subcommand_from create info register help" -f -a "register" -d 'Register an image with OpenStack Glance or Huawei Cloud IMS (and upload it)'
+complete -c diskforge -n "__fish_diskforge_using_subcommand help; and not __fish_seen_subcommand_from create info register help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
