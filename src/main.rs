@@ -14,15 +14,18 @@ fn main() -> ExitCode {
                 return ExitCode::SUCCESS;
             }
             _ => {
-                eprintln!("{}: {}", program_name(), clap_error_line(&e));
+                diskforge::errln!("{}: {}", program_name(), clap_error_line(&e));
                 return ExitCode::from(2);
             }
         },
     };
+    // Ctrl-C, SIGTERM or SIGHUP: remove the files this run created, then
+    // die of the signal as qemu-img does.
+    diskforge::cleanup::install_signal_handlers();
     match diskforge::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("{}: {:#}", program_name(), e);
+            diskforge::errln!("{}: {:#}", program_name(), e);
             ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(1))
         }
     }

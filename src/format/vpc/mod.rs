@@ -209,7 +209,7 @@ fn warn_azure(ctx: &CreateContext, size: u64, force_size: bool) {
             ctx.size.div_ceil(MIB).max(1)
         )
     };
-    eprintln!(
+    crate::errln!(
         "{}: warning: {}: fixed VHD virtual size {size} bytes is not a whole number of MiB{}; Azure rejects such images: {fix}",
         crate::cli::program_name(),
         ctx.filename,
