@@ -180,7 +180,10 @@ impl<'a> CreateContext<'a> {
         let mut dirs: Vec<&Path> = Vec::new();
         let mut result = Ok(());
         for h in &held {
-            if let Err(e) = h.file.sync_all() {
+            // EINVAL: a special file that cannot be synced (/dev/null).
+            if let Err(e) = h.file.sync_all()
+                && e.raw_os_error() != Some(libc::EINVAL)
+            {
                 result = Err(Error::io(
                     format!("{}: Could not flush '{}'", self.filename, h.name),
                     e,
@@ -435,8 +438,8 @@ pub fn run(args: &CreateArgs) -> Result<()> {
     }
 
     let ctx = CreateContext::new(filename, format, size, &opts, args.quiet, args.reproducible);
-    if target::is_device_path(ctx.path()) {
-        check_device_preallocation(&ctx)?;
+    if let Some(device_size) = target::device_size_at(ctx.path()) {
+        check_device(&ctx, device_size)?;
     }
     match format.create(&ctx).and_then(|()| ctx.finish()) {
         Ok(()) => Ok(()),
@@ -456,13 +459,18 @@ pub fn run(args: &CreateArgs) -> Result<()> {
 }
 
 /// qemu-img on a device: the raw format (qemu's generic create for
-/// protocols that cannot create) refuses any preallocation; qcow2 writes
-/// its metadata first and then fails to preallocate the device, which
+/// protocols that cannot create) refuses any preallocation and a size
+/// beyond the device's before it writes anything; qcow2 writes its
+/// metadata first and then fails to preallocate the device, which
 /// diskforge refuses before writing anything.
-fn check_device_preallocation(ctx: &CreateContext) -> Result<()> {
-    let Some(mode) = ctx.options.get_str("preallocation") else {
-        return Ok(());
-    };
+fn check_device(ctx: &CreateContext, device_size: u64) -> Result<()> {
+    let mode = ctx.options.get_str("preallocation").unwrap_or("off");
+    if ctx.format == Format::Raw
+        && mode == "off"
+        && crate::format::raw::round_to_sector(ctx.size) > device_size
+    {
+        return Err(ctx.failed(target::CannotGrow));
+    }
     match (ctx.format, mode) {
         (_, "off") => Ok(()),
         (Format::Raw, _) => Err(ctx.failed(format!("Unsupported preallocation mode '{mode}'"))),

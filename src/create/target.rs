@@ -188,10 +188,13 @@ fn zero_first_sector(file: &File, size: u64) -> io::Result<()> {
     file.write_all_at(&[0u8; SECTOR as usize][..n], 0)
 }
 
-/// True when `path` (following links) is a block or character device.
-pub fn is_device_path(path: &Path) -> bool {
-    std::fs::metadata(path).is_ok_and(|m| {
-        let t = m.file_type();
-        t.is_block_device() || t.is_char_device()
-    })
+/// The size of the block or character device at `path` (following
+/// links), or `None` when `path` is not a device that can be opened.
+pub fn device_size_at(path: &Path) -> Option<u64> {
+    let m = std::fs::metadata(path).ok()?;
+    let t = m.file_type();
+    if !(t.is_block_device() || t.is_char_device()) {
+        return None;
+    }
+    device_size(&File::open(path).ok()?).ok()
 }

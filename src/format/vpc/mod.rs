@@ -186,7 +186,8 @@ pub fn create(ctx: &CreateContext) -> Result<()> {
             } else {
                 VHD_SECTOR_SIZE
             };
-            if size >= first_block {
+            // (A device instead had its first sector zeroed when opened.)
+            if size >= first_block && !file.is_device() {
                 write(&vec![0u8; first_block as usize], 0)?;
             }
             if !size.is_multiple_of(MIB) {
