@@ -8,7 +8,11 @@ use clap::Args;
 `qemu-img create` does. SIZE takes the suffixes k, M, G, T, P, E (powers of 1024) and \
 decimals (1.5G); it may be omitted when a backing file gives it.\n\n\
 Formats: raw (default), qcow2, qcow, vmdk, vdi, vpc (alias vhd). \
-`-o help` lists the options of a format."
+`-o help` lists the options of a format.\n\n\
+Safety: the image is locked as QEMU locks it (an image a VM or qemu-io holds is refused: \
+`Failed to get \"write\" lock`); a block or character device is written in place, never \
+truncated; on failure, SIGINT, SIGTERM or SIGHUP only the regular files this run created are \
+removed (then diskforge dies of the signal); exit 0 means the image reached stable storage (fsync)."
 )]
 pub struct CreateArgs {
     /// Quiet: do not print the `Formatting ...` line or a progress bar
@@ -49,7 +53,7 @@ pub struct CreateArgs {
     #[arg(long = "reproducible")]
     pub reproducible: bool,
 
-    /// The image file to create (overwritten if it exists)
+    /// The image file (or block device) to create (overwritten if it exists and no other process holds it)
     #[arg(value_name = "FILENAME")]
     pub filename: Option<String>,
 
