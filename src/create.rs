@@ -120,7 +120,7 @@ impl<'a> CreateContext<'a> {
     /// until the creation ends.
     pub fn create_file(&self, path: &Path) -> Result<TargetFile> {
         let name = path.display().to_string();
-        let opened = target::open(path, &self.format_locks()).map_err(|e| match e {
+        let opened = target::open(path, &self.format_locks(path)).map_err(|e| match e {
             target::OpenError::Open(e) => {
                 Error::io(format!("{}: Could not create '{}'", self.filename, name), e)
             }
@@ -154,12 +154,18 @@ impl<'a> CreateContext<'a> {
     /// The locks qemu-img holds on a file while it creates an image of
     /// this format: every create starts as the file driver's own
     /// (`raw_co_create`); the formats that reopen the new file to write
-    /// their metadata then hold what that open takes.
-    fn format_locks(&self) -> Vec<Access> {
+    /// their metadata then hold what that open takes (for qcow2's image
+    /// file, no one else may write it; its external data file and vmdk's
+    /// files are opened sharing writes).
+    fn format_locks(&self, path: &Path) -> Vec<Access> {
         use crate::lock::Perm;
         let reopen = match self.format {
             Format::Raw => return vec![Access::CREATE],
-            Format::Qcow2 => Access::FORMAT_WRITE,
+            Format::Qcow2 if path == self.path() => Access::FORMAT_WRITE,
+            Format::Qcow2 => Access {
+                perm: Perm::CONSISTENT_READ.union(Perm::WRITE).union(Perm::RESIZE),
+                shared: Perm::RESIZE.complement(),
+            },
             Format::Vmdk => Access {
                 perm: Perm::CONSISTENT_READ.union(Perm::WRITE).union(Perm::RESIZE),
                 shared: Perm::ALL,

@@ -690,3 +690,73 @@ fn concurrent_creates_of_one_path_leave_one_valid_image() {
         assert!(info.stdout.contains("virtual size: 256 GiB"), "{info:#?}");
     }
 }
+
+#[test]
+fn info_sees_locks_on_the_files_an_image_names() {
+    // (what a qemu-io holds, info's arguments): a vmdk extent, a backing
+    // file; diskforge's outcome must be qemu-img's.
+    let cases: &[(&str, &[&str], &[&str])] = &[
+        (
+            "a vmdk extent",
+            &["-f", "raw", "v-s002.vmdk"],
+            &["info", "v.vmdk"],
+        ),
+        (
+            "a vmdk extent, -U",
+            &["-f", "raw", "v-s002.vmdk"],
+            &["info", "-U", "v.vmdk"],
+        ),
+        (
+            "a backing file",
+            &["base.qcow2"],
+            &["info", "--backing-chain", "top.qcow2"],
+        ),
+        (
+            "a backing file, top only",
+            &["base.qcow2"],
+            &["info", "top.qcow2"],
+        ),
+    ];
+    let d = tempdir();
+    let p = d.path();
+    common::qemu_img(p, &["create", "-q", "-f", "qcow2", "base.qcow2", "64M"]).ok();
+    common::qemu_img(
+        p,
+        &[
+            "create",
+            "-q",
+            "-f",
+            "qcow2",
+            "-b",
+            "base.qcow2",
+            "-F",
+            "qcow2",
+            "top.qcow2",
+        ],
+    )
+    .ok();
+    common::qemu_img(
+        p,
+        &[
+            "create",
+            "-q",
+            "-f",
+            "vmdk",
+            "-o",
+            "subformat=twoGbMaxExtentSparse",
+            "v.vmdk",
+            "3G",
+        ],
+    )
+    .ok();
+    for (name, held, cmd) in cases {
+        let mut args = vec!["-c", "sleep 3000"];
+        args.extend_from_slice(held);
+        let mut io = spawn(p, &qemu_tool("qemu-io"), &args);
+        wait_for_lock(&p.join(held[held.len() - 1]), &mut io);
+        let want = outcome(&run(Tool::QemuImg, p, cmd));
+        let got = outcome(&run(Tool::Diskforge, p, cmd));
+        assert_eq!(got, want, "{name}");
+        drop(io);
+    }
+}

@@ -125,13 +125,15 @@ fn has_protocol(name: &str) -> bool {
 /// resized by others meanwhile, so an image in use by a writer is
 /// refused; a raw image, and anything with `-U` (`share`), takes no lock.
 /// The lock lasts as long as the returned file stays open.
-fn lock_for_reading(filename: &str, fmt: Format, share: bool) -> Result<Option<File>> {
+/// `image` names the image in the message (qemu reports a locked vmdk
+/// extent as `Could not open 'IMAGE': ...` with the extent in the hint).
+fn lock_for_reading(image: &str, filename: &str, fmt: Format, share: bool) -> Result<Option<File>> {
     if share || fmt == Format::Raw {
         return Ok(None);
     }
     let (file, _) = open_file(filename)?;
     crate::lock::acquire_if_supported(&file, crate::lock::Access::FORMAT_READ)
-        .map_err(|e| open_failed(filename, e.message(filename)))?;
+        .map_err(|e| open_failed(image, e.message(filename)))?;
     Ok(Some(file))
 }
 
@@ -147,7 +149,7 @@ pub fn collect(filename: &str, format: Option<Format>, share: bool) -> Result<Im
         }
         None => detect_file(filename)?,
     };
-    let _lock = lock_for_reading(filename, fmt, share)?;
+    let _lock = lock_for_reading(filename, filename, fmt, share)?;
     let path = &path_of(filename);
     let mut info = format::inspect(path, fmt).map_err(|e| reader_error(filename, path, e))?;
     info.filename = filename.to_string();
@@ -170,7 +172,7 @@ pub fn collect(filename: &str, format: Option<Format>, share: bool) -> Result<Im
         if c.name == "file" {
             continue;
         }
-        let _extent_lock = lock_for_reading(&c.info.filename, fmt, share)?;
+        let _extent_lock = lock_for_reading(filename, &c.info.filename, fmt, share)?;
         let node = file_node(&c.info.filename)?;
         children.push(ChildInfo {
             name: c.name,
