@@ -187,18 +187,31 @@ pub fn acquire(file: &File, access: Access) -> Result<(), LockError> {
     result
 }
 
-/// Whether an OFD lock can be used on this system at all (QEMU's
-/// `qemu_has_ofd_lock`); where it cannot, QEMU does not lock.
-fn ofd_works(fd: i32) -> bool {
-    let mut fl = flock(0, libc::F_WRLCK);
-    // SAFETY: F_OFD_GETLK reads and writes one `struct flock` we own.
-    unsafe { libc::fcntl(fd, libc::F_OFD_GETLK, &mut fl) == 0 }
+/// Whether the kernel has OFD locks at all (QEMU's `qemu_has_ofd_lock`,
+/// which asks with `F_OFD_GETLK` on /dev/null); where it has not, QEMU
+/// (`locking=auto`) does not lock, and neither does diskforge.
+fn kernel_has_ofd_locks() -> bool {
+    static HAS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *HAS.get_or_init(|| {
+        let Ok(null) = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/null")
+        else {
+            return false;
+        };
+        let mut fl = flock(0, libc::F_WRLCK);
+        fl.l_len = 0;
+        // SAFETY: F_OFD_GETLK reads and writes one `struct flock` we own.
+        unsafe { libc::fcntl(null.as_raw_fd(), libc::F_OFD_GETLK, &mut fl) == 0 }
+    })
 }
 
-/// Takes `access` unless the file system cannot lock (then, like QEMU's
-/// `locking=auto`, it goes on without locks).
+/// Takes `access` unless the kernel has no OFD locks (then, like QEMU's
+/// `locking=auto`, it goes on without locks). A file system that refuses
+/// locks is an error, as it is for QEMU (`Failed to lock byte 100`).
 pub fn acquire_if_supported(file: &File, access: Access) -> Result<(), LockError> {
-    if access == Access::SHARED || !ofd_works(file.as_raw_fd()) {
+    if access == Access::SHARED || !kernel_has_ofd_locks() {
         return Ok(());
     }
     acquire(file, access)

@@ -90,20 +90,46 @@ fn spawn(dir: &Path, program: &Path, args: &[&str]) -> Running {
     Running(child)
 }
 
-/// Waits until another process holds an OFD lock on `path` (seen in
-/// /proc/locks by the file's inode).
-fn wait_for_lock(path: &Path, holder: &mut Running) {
+/// The bytes of `path` that OFD locks cover, from /proc/locks (lines
+/// such as `12: OFDLCK ADVISORY  READ -1 fe:00:10010653 100 101`).
+fn locked_bytes(path: &Path) -> Vec<u64> {
+    let Ok(m) = std::fs::metadata(path) else {
+        return Vec::new();
+    };
+    let ino = m.ino().to_string();
+    let mut bytes = Vec::new();
+    for line in std::fs::read_to_string("/proc/locks")
+        .unwrap_or_default()
+        .lines()
+    {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let Some(i) = f.iter().position(|w| *w == "OFDLCK") else {
+            continue;
+        };
+        // OFDLCK ADVISORY READ -1 MAJ:MIN:INO START END
+        let (Some(id), Some(a), Some(b)) = (f.get(i + 4), f.get(i + 5), f.get(i + 6)) else {
+            continue;
+        };
+        if id.rsplit(':').next() != Some(ino.as_str()) {
+            continue;
+        }
+        if let (Ok(a), Ok(b)) = (a.parse::<u64>(), b.parse::<u64>()) {
+            bytes.extend(a..=b.min(a + 1000));
+        }
+    }
+    bytes.sort_unstable();
+    bytes.dedup();
+    bytes
+}
+
+/// Waits until exactly the lock bytes `want` are held on `path` (QEMU
+/// takes and drops locks while it opens an image, and a create goes
+/// through phases: the test must act in the state it means).
+fn wait_for_locks(path: &Path, want: &[u64], holder: &mut Running) {
     let start = Instant::now();
     loop {
-        if let Ok(m) = std::fs::metadata(path) {
-            let tag = format!(":{} ", m.ino());
-            let locks = std::fs::read_to_string("/proc/locks").unwrap_or_default();
-            if locks
-                .lines()
-                .any(|l| l.contains("OFDLCK") && l.contains(&tag))
-            {
-                return;
-            }
+        if locked_bytes(path) == want {
+            return;
         }
         if let Ok(Some(status)) = holder.0.try_wait() {
             let mut err = String::new();
@@ -113,13 +139,25 @@ fn wait_for_lock(path: &Path, holder: &mut Running) {
             panic!("the lock holder exited ({status}) before locking: {err}");
         }
         assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "no lock appeared on {}",
-            path.display()
+            start.elapsed() < Duration::from_secs(60),
+            "the locks on {} are {:?}, not {want:?}",
+            path.display(),
+            locked_bytes(path)
         );
-        std::thread::sleep(Duration::from_millis(20));
+        std::thread::sleep(Duration::from_millis(10));
     }
 }
+
+/// Lock bytes of a qcow2 image opened read-write by QEMU (and of a
+/// qcow2 create in its last phase): consistent read, write, resize held
+/// (100, 101, 103); write and resize not shared (201, 203).
+const QCOW2_WRITER: &[u64] = &[100, 101, 103, 201, 203];
+/// A qcow2 image opened read-only (qemu-io -r).
+const QCOW2_READER: &[u64] = &[100, 201, 203];
+/// A raw image opened read-write: consistent read and write, all shared.
+const RAW_WRITER: &[u64] = &[100, 101];
+/// The file driver's create (raw): write and resize held, resize not shared.
+const FILE_CREATE: &[u64] = &[101, 103, 203];
 
 fn sha(path: &Path) -> Vec<u8> {
     std::fs::read(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
@@ -134,10 +172,10 @@ fn commands_on_an_image_a_qemu_io_holds_fail_as_qemu_imgs_do() {
     // phase passes and a later one fails, qemu-img has already emptied
     // the image, and its qcow2 driver then unlinks it; diskforge takes
     // every lock before it empties anything.)
-    let holders: &[(&str, &[&str])] = &[
-        ("qcow2 read-write", &[]),
-        ("qcow2 read-only", &["-r"]),
-        ("raw read-write", &["-f", "raw"]),
+    let holders: &[(&str, &[&str], &[u64])] = &[
+        ("qcow2 read-write", &[], QCOW2_WRITER),
+        ("qcow2 read-only", &["-r"], QCOW2_READER),
+        ("raw read-write", &["-f", "raw"], RAW_WRITER),
     ];
     let commands: &[&[&str]] = &[
         &["create", "-f", "qcow2", "disk.qcow2", "1G"],
@@ -151,7 +189,7 @@ fn commands_on_an_image_a_qemu_io_holds_fail_as_qemu_imgs_do() {
     ];
     let d = tempdir();
     let img = d.path().join("disk.qcow2");
-    for (holder, opts) in holders {
+    for (holder, opts, held) in holders {
         for cmd in commands {
             let mut got = None;
             for tool in [Tool::Diskforge, Tool::QemuImg] {
@@ -164,7 +202,7 @@ fn commands_on_an_image_a_qemu_io_holds_fail_as_qemu_imgs_do() {
                 let mut args: Vec<&str> = opts.to_vec();
                 args.extend(["-c", "sleep 3000", "disk.qcow2"]);
                 let mut io = spawn(d.path(), &qemu_tool("qemu-io"), &args);
-                wait_for_lock(&img, &mut io);
+                wait_for_locks(&img, held, &mut io);
                 let before = sha(&img);
                 let r = outcome(&run(tool, d.path(), cmd));
                 if tool == Tool::Diskforge && r.0 != 0 {
@@ -195,7 +233,7 @@ fn qemu_sees_the_locks_of_a_create_in_progress() {
         ("qemu-img", &["info", "z.img"]),
         ("qemu-img", &["info", "-U", "--output=json", "z.img"]),
     ];
-    for fmt in ["qcow2", "raw"] {
+    for (fmt, held) in [("qcow2", QCOW2_WRITER), ("raw", FILE_CREATE)] {
         let mut results: Vec<Vec<(i32, String, String)>> = Vec::new();
         for tool in [Tool::QemuImg, Tool::Diskforge] {
             let d = tempdir();
@@ -211,7 +249,7 @@ fn qemu_sees_the_locks_of_a_create_in_progress() {
                 "6G",
             ];
             let mut long = spawn(d.path(), &tool.path(), &create);
-            wait_for_lock(&img, &mut long);
+            wait_for_locks(&img, held, &mut long);
             let mut seen = Vec::new();
             for (prog, args) in probes {
                 let r = common::run_in(d.path(), &qemu_tool(prog), args);
@@ -701,25 +739,29 @@ fn concurrent_creates_of_one_path_leave_one_valid_image() {
 fn info_sees_locks_on_the_files_an_image_names() {
     // (what a qemu-io holds, info's arguments): a vmdk extent, a backing
     // file; diskforge's outcome must be qemu-img's.
-    let cases: &[(&str, &[&str], &[&str])] = &[
+    let cases: &[(&str, &[&str], &[u64], &[&str])] = &[
         (
             "a vmdk extent",
             &["-f", "raw", "v-s002.vmdk"],
+            RAW_WRITER,
             &["info", "v.vmdk"],
         ),
         (
             "a vmdk extent, -U",
             &["-f", "raw", "v-s002.vmdk"],
+            RAW_WRITER,
             &["info", "-U", "v.vmdk"],
         ),
         (
             "a backing file",
             &["base.qcow2"],
+            QCOW2_WRITER,
             &["info", "--backing-chain", "top.qcow2"],
         ),
         (
             "a backing file, top only",
             &["base.qcow2"],
+            QCOW2_WRITER,
             &["info", "top.qcow2"],
         ),
     ];
@@ -755,11 +797,11 @@ fn info_sees_locks_on_the_files_an_image_names() {
         ],
     )
     .ok();
-    for (name, held, cmd) in cases {
+    for (name, held, bytes, cmd) in cases {
         let mut args = vec!["-c", "sleep 3000"];
         args.extend_from_slice(held);
         let mut io = spawn(p, &qemu_tool("qemu-io"), &args);
-        wait_for_lock(&p.join(held[held.len() - 1]), &mut io);
+        wait_for_locks(&p.join(held[held.len() - 1]), bytes, &mut io);
         let want = outcome(&run(Tool::QemuImg, p, cmd));
         let got = outcome(&run(Tool::Diskforge, p, cmd));
         assert_eq!(got, want, "{name}");
