@@ -739,7 +739,14 @@ fn concurrent_creates_of_one_path_leave_one_valid_image() {
 fn info_sees_locks_on_the_files_an_image_names() {
     // (what a qemu-io holds, info's arguments): a vmdk extent, a backing
     // file; diskforge's outcome must be qemu-img's.
-    let cases: &[(&str, &[&str], &[u64], &[&str])] = &[
+    // (name, qemu-io's arguments, the lock bytes it takes, info's arguments)
+    type Case = (
+        &'static str,
+        &'static [&'static str],
+        &'static [u64],
+        &'static [&'static str],
+    );
+    let cases: &[Case] = &[
         (
             "a vmdk extent",
             &["-f", "raw", "v-s002.vmdk"],
