@@ -125,6 +125,7 @@ impl<'a> CreateContext<'a> {
                 Error::io(format!("{}: Could not create '{}'", self.filename, name), e)
             }
             target::OpenError::Lock(e) => self.failed(e.message(&name)),
+            target::OpenError::ReadOnlyDevice => self.failed(target::OpenError::READ_ONLY_DEVICE),
             target::OpenError::Prepare(e) => {
                 Error::io(format!("{}: Could not resize file", self.filename), e)
             }

@@ -289,10 +289,15 @@ struct Loop {
 
 impl Loop {
     fn new(size: u64) -> Loop {
+        Loop::with_options(size, "")
+    }
+
+    /// `losetup` with extra options (`-r`: a read-only device).
+    fn with_options(size: u64, options: &str) -> Loop {
         let dir = tempdir();
         let back = dir.path().join("backing");
         std::fs::File::create(&back).unwrap().set_len(size).unwrap();
-        let r = sh(&format!("losetup -f --show {}", back.display()));
+        let r = sh(&format!("losetup {options} -f --show {}", back.display()));
         Loop {
             dev: PathBuf::from(r.stdout.trim()),
             _dir: dir,
@@ -412,6 +417,21 @@ fn devices_are_written_as_qemu_img_writes_them() {
                 );
             }
         }
+    }
+}
+
+#[test]
+fn a_read_only_device_is_refused_as_qemu_img_refuses_it() {
+    let dev = Loop::with_options(1 << 20, "-r");
+    let d = tempdir();
+    std::os::unix::fs::symlink(&dev.dev, d.path().join("link")).unwrap();
+    for fmt in ["raw", "qcow2", "vmdk"] {
+        let args = ["create", "-q", "-f", fmt, "link", "512k"];
+        let want = outcome(&run(Tool::QemuImg, d.path(), &args));
+        let got = outcome(&run(Tool::Diskforge, d.path(), &args));
+        assert_eq!(got, want, "{fmt}");
+        assert_eq!(want.0, 1, "{fmt}: {want:?}");
+        assert!(std::fs::symlink_metadata(d.path().join("link")).is_ok());
     }
 }
 

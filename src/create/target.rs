@@ -98,6 +98,29 @@ pub enum OpenError {
     Lock(lock::LockError),
     /// Emptying or zeroing the file failed.
     Prepare(io::Error),
+    /// A block device set read-only (`blockdev --setro`, `losetup -r`).
+    ReadOnlyDevice,
+}
+
+impl OpenError {
+    /// qemu's words for a device it cannot open for writing: its generic
+    /// create for `host_device` explains that it needed an existing,
+    /// writable device.
+    pub const READ_ONLY_DEVICE: &'static str = "Protocol driver 'host_device' does not support creating new images, \
+so an existing image must be selected as the target; however, opening the given target as an \
+existing image failed: The device is not writable: Permission denied";
+}
+
+/// Whether the kernel marks the block device read-only (`BLKROGET`):
+/// opening it read-write succeeds, but every write would fail.
+fn is_read_only_block_device(file: &File) -> bool {
+    use std::os::fd::AsRawFd;
+    /// `_IO(0x12, 94)` from linux/fs.h.
+    const BLKROGET: libc::c_ulong = 0x125e;
+    let mut ro: libc::c_int = 0;
+    // SAFETY: BLKROGET writes one int through a valid pointer.
+    let rc = unsafe { libc::ioctl(file.as_raw_fd(), BLKROGET as _, &mut ro) };
+    rc == 0 && ro != 0
 }
 
 /// Opens (creating if needed) `path` for writing a new image, takes the
@@ -112,6 +135,9 @@ pub fn open(path: &Path, accesses: &[Access]) -> Result<Opened, OpenError> {
     let meta = file.metadata().map_err(OpenError::Open)?;
     let t = meta.file_type();
     let kind = if t.is_block_device() || t.is_char_device() {
+        if t.is_block_device() && is_read_only_block_device(&file) {
+            return Err(OpenError::ReadOnlyDevice);
+        }
         Kind::Device(device_size(&file).map_err(OpenError::Open)?)
     } else {
         Kind::Regular
