@@ -67,6 +67,9 @@ fn sh(script: &str) -> Run {
     r
 }
 
+/// qemu-io's `sleep` counts milliseconds: 600000 keeps a holder for ten
+/// minutes, far longer than any test needs (it is killed at the end).
+///
 /// A process killed (SIGKILL) and reaped when dropped, so that a failing
 /// assertion never leaves a qemu-io or a create running.
 struct Running(Child);
@@ -200,7 +203,7 @@ fn commands_on_an_image_a_qemu_io_holds_fail_as_qemu_imgs_do() {
                 )
                 .ok();
                 let mut args: Vec<&str> = opts.to_vec();
-                args.extend(["-c", "sleep 3000", "disk.qcow2"]);
+                args.extend(["-c", "sleep 600000", "disk.qcow2"]);
                 let mut io = spawn(d.path(), &qemu_tool("qemu-io"), &args);
                 wait_for_locks(&img, held, &mut io);
                 let before = sha(&img);
@@ -825,7 +828,7 @@ fn info_sees_locks_on_the_files_an_image_names() {
     )
     .ok();
     for (name, held, bytes, cmd) in cases {
-        let mut args = vec!["-c", "sleep 3000"];
+        let mut args = vec!["-c", "sleep 600000"];
         args.extend_from_slice(held);
         let mut io = spawn(p, &qemu_tool("qemu-io"), &args);
         wait_for_locks(&p.join(held[held.len() - 1]), bytes, &mut io);
