@@ -45,7 +45,7 @@ complete -c diskforge -n "__fish_diskforge_using_subcommand info" -l output -d '
 json\t''"
 complete -c diskforge -n "__fish_diskforge_using_subcommand info" -l object -d 'QEMU object definition (accepted for compatibility; diskforge has no objects)' -r
 complete -c diskforge -n "__fish_diskforge_using_subcommand info" -s b -l backing-chain -d 'Also describe the backing images, down to the base'
-complete -c diskforge -n "__fish_diskforge_using_subcommand info" -s U -l force-share -d 'Open the image in shared mode (accepted; diskforge never locks)'
+complete -c diskforge -n "__fish_diskforge_using_subcommand info" -s U -l force-share -d 'Open the image in shared mode: read it even while another process (a VM) writes it, without taking or checking locks'
 complete -c diskforge -n "__fish_diskforge_using_subcommand info" -l image-opts -d 'FILENAME is an option string (not supported by diskforge)'
 complete -c diskforge -n "__fish_diskforge_using_subcommand info" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c diskforge -n "__fish_diskforge_using_subcommand info" -s V -l version -d 'Print version'

@@ -5,12 +5,17 @@
 use crate::cli::CreateArgs;
 use crate::error::{Error, Result};
 use crate::format::{self, Format};
+use crate::lock::Access;
 use crate::name::{escape, escape_path};
 use crate::options::{Options, check_option_list, is_help_request};
 use crate::size::parse_image_size;
 use std::cell::RefCell;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::path::{Path, PathBuf};
+
+pub mod target;
+
+pub use target::TargetFile;
 
 /// Options whose values diskforge refuses: it does not write encrypted
 /// images.
@@ -64,7 +69,16 @@ pub struct CreateContext<'a> {
     pub quiet: bool,
     /// `--reproducible`: no random or clock-derived fields.
     pub reproducible: bool,
-    created: RefCell<Vec<PathBuf>>,
+    created: RefCell<Vec<Held>>,
+}
+
+/// A file the creation opened: a descriptor kept open (so its locks
+/// last until the end) and what to undo on failure.
+struct Held {
+    name: String,
+    file: File,
+    pending: Option<crate::cleanup::Pending>,
+    new_entry_dir: Option<PathBuf>,
 }
 
 impl<'a> CreateContext<'a> {
@@ -104,41 +118,142 @@ impl<'a> CreateContext<'a> {
         Error::failed_for(self.filename, message)
     }
 
-    /// Creates (or truncates) a file that belongs to the new image and
-    /// remembers it, so that a failure removes it again.
-    pub fn create_file(&self, path: &Path) -> Result<File> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(path)
-            .map_err(|e| {
-                Error::io(
-                    format!(
-                        "{}: Could not create '{}'",
-                        escape(self.filename),
-                        escape_path(path)
-                    ),
-                    e,
-                )
-            })?;
-        self.created.borrow_mut().push(path.to_path_buf());
-        set_file_attributes(
-            &file,
-            self.flag("nocow", false),
-            self.options
-                .get_number("extent_size_hint")
-                .unwrap_or(DEFAULT_EXTENT_SIZE_HINT),
-        );
+    /// Opens (creating it if needed) a file that belongs to the new image,
+    /// locked as qemu locks it, and emptied unless it is a device (see
+    /// [`target`]). A file this run creates is removed again if the
+    /// creation fails or is interrupted; the file stays open and locked
+    /// until the creation ends.
+    pub fn create_file(&self, path: &Path) -> Result<TargetFile> {
+        let name = escape_path(path);
+        let opened = target::open(path, &self.format_locks(path)).map_err(|e| match e {
+            target::OpenError::Open(e) => Error::io(
+                format!("{}: Could not create '{name}'", escape(self.filename)),
+                e,
+            ),
+            target::OpenError::Lock(e) => self.failed(e.message(&name)),
+            target::OpenError::ReadOnlyDevice => self.failed(target::OpenError::READ_ONLY_DEVICE),
+            target::OpenError::Prepare(e) => Error::io(
+                format!("{}: Could not resize file", escape(self.filename)),
+                e,
+            ),
+        })?;
+        let file = opened.file;
+        let keep = file.try_clone_file().map_err(|e| {
+            Error::io(
+                format!("{}: Could not open '{name}'", escape(self.filename)),
+                e,
+            )
+        })?;
+        self.created.borrow_mut().push(Held {
+            name,
+            file: keep,
+            pending: opened.pending,
+            new_entry_dir: opened.new_entry_dir,
+        });
+        if !file.is_device() {
+            set_file_attributes(
+                &file,
+                self.flag("nocow", false),
+                self.options
+                    .get_number("extent_size_hint")
+                    .unwrap_or(DEFAULT_EXTENT_SIZE_HINT),
+            );
+        }
         Ok(file)
     }
 
-    /// Removes every file this creation made (after a failure).
-    fn remove_created(&self) {
-        for p in self.created.borrow().iter() {
-            let _ = std::fs::remove_file(p);
+    /// The locks qemu-img holds on a file while it creates an image of
+    /// this format: every create starts as the file driver's own
+    /// (`raw_co_create`); the formats that reopen the new file to write
+    /// their metadata then hold what that open takes (for qcow2's image
+    /// file, no one else may write it; its external data file and vmdk's
+    /// files are opened sharing writes).
+    fn format_locks(&self, path: &Path) -> Vec<Access> {
+        use crate::lock::Perm;
+        let reopen = match self.format {
+            Format::Raw => return vec![Access::CREATE],
+            Format::Qcow2 if path == self.path() => Access::FORMAT_WRITE,
+            Format::Qcow2 => Access {
+                perm: Perm::CONSISTENT_READ.union(Perm::WRITE).union(Perm::RESIZE),
+                shared: Perm::RESIZE.complement(),
+            },
+            Format::Vmdk => Access {
+                perm: Perm::CONSISTENT_READ.union(Perm::WRITE).union(Perm::RESIZE),
+                shared: Perm::ALL,
+            },
+            Format::Vdi | Format::Vpc | Format::Qcow => Access {
+                perm: Perm::WRITE.union(Perm::RESIZE),
+                shared: Perm::ALL,
+            },
+        };
+        vec![Access::CREATE, Access::CREATE.union(reopen)]
+    }
+
+    /// After success: everything written reaches stable storage (each
+    /// file, then each directory that got a new entry) before `create`
+    /// reports success; then the new files are no longer removed.
+    fn finish(&self) -> Result<()> {
+        let held = std::mem::take(&mut *self.created.borrow_mut());
+        let mut dirs: Vec<&Path> = Vec::new();
+        let mut result = Ok(());
+        for h in &held {
+            // EINVAL: a special file that cannot be synced (/dev/null).
+            if let Err(e) = h.file.sync_all()
+                && e.raw_os_error() != Some(libc::EINVAL)
+            {
+                result = Err(Error::io(
+                    format!("{}: Could not flush '{}'", self.filename, h.name),
+                    e,
+                ));
+                break;
+            }
+            if let Some(d) = &h.new_entry_dir
+                && !dirs.contains(&d.as_path())
+            {
+                dirs.push(d);
+            }
         }
+        if result.is_ok() {
+            for d in dirs {
+                // Not every file system can sync a directory: only a
+                // failure of the sync itself counts.
+                if let Ok(f) = File::open(d)
+                    && let Err(e) = f.sync_all()
+                    && e.raw_os_error() != Some(libc::EINVAL)
+                {
+                    result = Err(Error::io(
+                        format!("{}: Could not flush '{}'", self.filename, d.display()),
+                        e,
+                    ));
+                    break;
+                }
+            }
+        }
+        for h in held.into_iter().rev() {
+            if let Some(p) = h.pending {
+                if result.is_ok() {
+                    p.keep();
+                } else {
+                    p.remove();
+                }
+            }
+        }
+        result
+    }
+
+    /// After a failure: removes the files this creation made (never a
+    /// device, a link or a file that existed before). True if it removed
+    /// any.
+    fn remove_created(&self) -> bool {
+        let held = std::mem::take(&mut *self.created.borrow_mut());
+        let mut removed = false;
+        for h in held.into_iter().rev() {
+            if let Some(p) = h.pending {
+                p.remove();
+                removed = true;
+            }
+        }
+        removed
     }
 
     /// The backing file name, if any (`-b` or `backing_file=`).
@@ -302,7 +417,7 @@ pub fn run(args: &CreateArgs) -> Result<()> {
             Some(_) => opts.help_text("Supported options:", false),
             None => opts.help_text(&format!("Supported {} options:", format.name()), true),
         };
-        print!("{text}");
+        crate::out!("{text}");
         return Ok(());
     }
     let filename = filename.ok_or_else(|| Error::Usage("Expecting image file name".to_string()))?;
@@ -377,11 +492,16 @@ pub fn run(args: &CreateArgs) -> Result<()> {
     }
 
     let ctx = CreateContext::new(filename, format, size, &opts, args.quiet, args.reproducible);
-    match format.create(&ctx) {
+    if let Some(device_size) = target::device_size_at(ctx.path()) {
+        check_device(&ctx, device_size)?;
+    }
+    match format.create(&ctx).and_then(|()| ctx.finish()) {
         Ok(()) => Ok(()),
         Err(e) => {
-            ctx.remove_created();
-            if e.is_no_space() {
+            let removed = ctx.remove_created();
+            if let Some(e) = device_error(&ctx, &e) {
+                Err(e)
+            } else if e.is_no_space() && removed {
                 Err(Error::Failed(format!(
                     "{e} (the partial image was removed)"
                 )))
@@ -394,6 +514,40 @@ pub fn run(args: &CreateArgs) -> Result<()> {
 
 /// qemu's hint line after a backing image that does not open.
 const BACKING_HINT: &str = "Could not open backing image.";
+
+/// qemu-img on a device: the raw format (qemu's generic create for
+/// protocols that cannot create) refuses any preallocation and a size
+/// beyond the device's before it writes anything; qcow2 writes its
+/// metadata first and then fails to preallocate the device, which
+/// diskforge refuses before writing anything.
+fn check_device(ctx: &CreateContext, device_size: u64) -> Result<()> {
+    let mode = ctx.options.get_str("preallocation").unwrap_or("off");
+    if ctx.format == Format::Raw
+        && mode == "off"
+        && crate::format::raw::round_to_sector(ctx.size) > device_size
+    {
+        return Err(ctx.failed(target::CannotGrow));
+    }
+    match (ctx.format, mode) {
+        (_, "off") => Ok(()),
+        (Format::Raw, _) => Err(ctx.failed(format!("Unsupported preallocation mode '{mode}'"))),
+        (Format::Qcow2, "falloc" | "full") => Err(ctx.failed(format!(
+            "Could not resize image: Failed to resize underlying file: Preallocation mode '{mode}' unsupported for this non-regular file"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// A write past the end of a device, as qemu words it.
+fn device_error(ctx: &CreateContext, e: &Error) -> Option<Error> {
+    let Error::Io { source, .. } = e else {
+        return None;
+    };
+    source
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<target::CannotGrow>())
+        .map(|g| ctx.failed(g))
+}
 
 /// qemu-img's backing file rules: the format must support one, a backing
 /// format is required, and unless `-u` the backing image must open (with

@@ -6,13 +6,16 @@
 //! [`progress`] are the format-neutral layer above them; [`cli`] is the
 //! command line.
 
+pub mod cleanup;
 pub mod cli;
 pub mod create;
 pub mod error;
 pub mod format;
 pub mod info;
+pub mod lock;
 pub mod name;
 pub mod options;
+pub mod output;
 pub mod progress;
 pub mod registry;
 pub mod reproducible;

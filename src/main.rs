@@ -24,6 +24,9 @@ fn main() -> ExitCode {
             }
         },
     };
+    // Ctrl-C, SIGTERM or SIGHUP: remove the files this run created, then
+    // die of the signal as qemu-img does.
+    diskforge::cleanup::install_signal_handlers();
     match diskforge::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

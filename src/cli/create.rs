@@ -14,7 +14,11 @@ Azure accepts only fixed VHDs whose virtual size is a whole number of MiB: \
 `-o subformat=fixed` rounds the size to the CHS geometry (1G becomes 1073995776 bytes), \
 so use `-o subformat=fixed,force_size=on` with a size in whole MiB. diskforge notes this \
 on stderr only when stderr is a terminal and -q is not given; otherwise, like qemu-img, \
-it prints nothing there."
+it prints nothing there.\n\n\
+Safety: the image is locked as QEMU locks it (an image a VM or qemu-io holds is refused: \
+`Failed to get \"write\" lock`); a block or character device is written in place, never \
+truncated; on failure, SIGINT, SIGTERM or SIGHUP only the regular files this run created are \
+removed (then diskforge dies of the signal); exit 0 means the image reached stable storage (fsync)."
 )]
 pub struct CreateArgs {
     /// Quiet: do not print the `Formatting ...` line or a progress bar
@@ -55,7 +59,7 @@ pub struct CreateArgs {
     #[arg(long = "reproducible")]
     pub reproducible: bool,
 
-    /// The image file to create (overwritten if it exists)
+    /// The image file (or block device) to create (overwritten if it exists and no other process holds it)
     #[arg(value_name = "FILENAME", value_parser = clap::value_parser!(std::ffi::OsString))]
     pub filename: Option<std::ffi::OsString>,
 

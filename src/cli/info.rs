@@ -30,7 +30,7 @@ pub struct InfoArgs {
     #[arg(short = 'b', long = "backing-chain")]
     pub backing_chain: bool,
 
-    /// Open the image in shared mode (accepted; diskforge never locks)
+    /// Open the image in shared mode: read it even while another process (a VM) writes it, without taking or checking locks
     #[arg(short = 'U', long = "force-share")]
     pub force_share: bool,
 

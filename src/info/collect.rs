@@ -123,9 +123,28 @@ fn has_protocol(name: &str) -> bool {
         .is_some_and(|i| name[i..].starts_with(':'))
 }
 
+/// The lock `qemu-img info` holds on a file while it reads it: the file
+/// under a format (qcow2, vmdk and its extents...) may not be written or
+/// resized by others meanwhile, so an image in use by a writer is
+/// refused; a raw image, and anything with `-U` (`share`), takes no lock.
+/// The lock lasts as long as the returned file stays open.
+/// `image` names the image in the message (qemu reports a locked vmdk
+/// extent as `Could not open 'IMAGE': ...` with the extent in the hint).
+fn lock_for_reading(image: &str, filename: &str, fmt: Format, share: bool) -> Result<Option<File>> {
+    if share || fmt == Format::Raw {
+        return Ok(None);
+    }
+    let (file, _) = open_file(filename)?;
+    crate::lock::acquire_if_supported(&file, crate::lock::Access::FORMAT_READ)
+        .map_err(|e| open_failed(image, e.message(filename)))?;
+    Ok(Some(file))
+}
+
 /// Everything `qemu-img info` shows about one image: detection (unless
 /// `format` forces one), the format's reader, then the shared fields.
-pub fn collect(filename: &str, format: Option<Format>) -> Result<ImageInfo> {
+/// Unless `share` (`-U`), the image and the files it names are locked as
+/// qemu-img locks them while they are read.
+pub fn collect(filename: &str, format: Option<Format>, share: bool) -> Result<ImageInfo> {
     let fmt = match format {
         Some(f) => {
             open_file(filename)?;
@@ -133,6 +152,7 @@ pub fn collect(filename: &str, format: Option<Format>) -> Result<ImageInfo> {
         }
         None => detect_file(filename)?,
     };
+    let _lock = lock_for_reading(filename, filename, fmt, share)?;
     let path = &path_of(filename);
     let mut info = format::inspect(path, fmt).map_err(|e| reader_error(filename, path, e))?;
     info.filename = filename.to_string();
@@ -155,6 +175,7 @@ pub fn collect(filename: &str, format: Option<Format>) -> Result<ImageInfo> {
         if c.name == "file" {
             continue;
         }
+        let _extent_lock = lock_for_reading(filename, &c.info.filename, fmt, share)?;
         let node = file_node(&c.info.filename)?;
         children.push(ChildInfo {
             name: c.name,
@@ -188,7 +209,11 @@ fn reader_error(filename: &str, path: &Path, e: Error) -> Error {
 /// `--backing-chain`: the image and every backing image below it, top
 /// first. A backing file that cannot be opened is an error, as is a
 /// chain that comes back to an image already listed.
-pub fn backing_chain(filename: &str, format: Option<Format>) -> Result<Vec<ImageInfo>> {
+pub fn backing_chain(
+    filename: &str,
+    format: Option<Format>,
+    share: bool,
+) -> Result<Vec<ImageInfo>> {
     let mut chain = Vec::new();
     let mut seen_names = HashSet::new();
     let mut seen_files = HashSet::new();
@@ -206,7 +231,7 @@ pub fn backing_chain(filename: &str, format: Option<Format>) -> Result<Vec<Image
                 escape(&name)
             )));
         }
-        let info = collect(&name, fmt)?;
+        let info = collect(&name, fmt, share)?;
         let next = info.backing_filename.as_ref().map(|b| {
             info.full_backing_filename
                 .clone()

@@ -172,8 +172,6 @@ pub fn run(args: &crate::cli::InfoArgs) -> crate::Result<()> {
     use crate::cli::OutputFormat;
     use crate::error::Error;
     use crate::format::Format;
-    use std::io::Write;
-
     if args.image_opts {
         return Err(Error::Usage(
             "--image-opts is not supported: give a plain file name".to_string(),
@@ -192,26 +190,20 @@ pub fn run(args: &crate::cli::InfoArgs) -> crate::Result<()> {
     let filename = bytes::string_from_os(&args.filename);
     let mut out = Vec::new();
     let written = if args.backing_chain {
-        let chain = backing_chain(&filename, format)?;
+        let chain = backing_chain(&filename, format, args.force_share)?;
         match args.output {
             OutputFormat::Json => write_json_chain(&mut out, &chain),
             OutputFormat::Human => write_human_chain(&mut out, &chain),
         }
     } else {
-        let info = collect(&filename, format)?;
+        let info = collect(&filename, format, args.force_share)?;
         match args.output {
             OutputFormat::Json => write_json(&mut out, &info),
             OutputFormat::Human => write_human(&mut out, &info),
         }
     };
-    match written.and_then(|()| {
-        let mut stdout = std::io::stdout().lock();
-        stdout.write_all(&out)?;
-        stdout.flush()
-    }) {
-        Ok(()) => Ok(()),
-        // A reader that stopped early (`| head`) is not an error.
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        Err(e) => Err(Error::io("writing to standard output", e)),
-    }
+    // A reader that stopped early (`| head`) is not an error.
+    written
+        .and_then(|()| crate::output::out_bytes(&out))
+        .map_err(|e| Error::io("writing to standard output", e))
 }

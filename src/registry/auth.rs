@@ -351,7 +351,7 @@ pub fn connect(s: &Settings, http: &Http, dry_run: bool) -> Result<Connection> {
         }
     };
     if dry_run {
-        println!("{}", req.describe());
+        crate::outln!("{}", req.describe());
         return Ok(Connection {
             image_url: s
                 .image_url

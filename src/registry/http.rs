@@ -416,7 +416,7 @@ impl Http {
 
     fn log(&self, text: &str) {
         for line in self.scrub(text).lines() {
-            eprintln!("{}: {line}", crate::cli::program_name());
+            crate::errln!("{}: {line}", crate::cli::program_name());
         }
     }
 

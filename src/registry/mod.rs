@@ -170,7 +170,7 @@ impl Job<'_> {
     }
 
     fn note(&self, text: &str) {
-        eprintln!("{}: {}", crate::cli::program_name(), self.http.scrub(text));
+        crate::errln!("{}: {}", crate::cli::program_name(), self.http.scrub(text));
     }
 
     /// Glance v2 / IMS: create the record, then stream the data and verify.
@@ -178,7 +178,7 @@ impl Job<'_> {
         let body = meta.to_v2_json(self.args.api);
         let create = glance_v2::create_request(self.conn, body);
         if self.args.dry_run {
-            println!("{}", create.describe());
+            crate::outln!("{}", create.describe());
             if self.upload {
                 let id = meta.id.as_deref().unwrap_or("<id from the reply>");
                 let mut empty = std::io::empty();
@@ -189,7 +189,7 @@ impl Job<'_> {
                     self.size,
                     self.path.display().to_string(),
                 );
-                println!("{}", up.describe());
+                crate::outln!("{}", up.describe());
             }
             return Ok(None);
         }
@@ -269,7 +269,7 @@ impl Job<'_> {
                     self.path.display().to_string(),
                 )
             });
-            println!(
+            crate::outln!(
                 "{}",
                 glance_v1::create_request(self.conn, meta, data).describe()
             );
@@ -359,14 +359,14 @@ fn failure_line(
 fn print_record(record: &Value, output: OutputFormat) {
     match output {
         OutputFormat::Json => {
-            println!(
+            crate::outln!(
                 "{}",
                 serde_json::to_string_pretty(record).unwrap_or_default()
             );
         }
         OutputFormat::Human => {
             let Some(obj) = record.as_object() else {
-                println!("{record}");
+                crate::outln!("{record}");
                 return;
             };
             let mut keys: Vec<&String> = obj.keys().collect();
@@ -403,7 +403,7 @@ fn print_record(record: &Value, output: OutputFormat) {
                     }
                     other => other.to_string(),
                 };
-                println!("{k:<width$}  {text}");
+                crate::outln!("{k:<width$}  {text}");
             }
         }
     }

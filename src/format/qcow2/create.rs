@@ -16,7 +16,7 @@ use super::header::{
     EXT_BACKING_FORMAT, EXT_DATA_FILE, Extension, Header, INCOMPAT_COMPRESSION, INCOMPAT_DATA_FILE,
     INCOMPAT_EXTL2, V3_HEADER_LENGTH,
 };
-use crate::create::{CreateContext, Prealloc};
+use crate::create::{CreateContext, Prealloc, TargetFile};
 use crate::error::{Error, Result};
 use crate::progress::Progress;
 use std::fs::File;
@@ -388,7 +388,7 @@ fn set_refcount_one(block: &mut [u8], order: u32, index: usize) {
 
 fn write_image(
     ctx: &CreateContext,
-    file: &File,
+    file: &TargetFile,
     path: &Path,
     layout: &Layout,
     header: &[u8],
@@ -535,7 +535,7 @@ fn write_image(
 
 fn write_data_file(
     quiet: bool,
-    file: &File,
+    file: &TargetFile,
     path: &Path,
     d: &super::alloc::DataFileLayout,
 ) -> Result<()> {

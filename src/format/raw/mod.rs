@@ -4,7 +4,7 @@ pub mod inspect;
 
 pub use inspect::inspect;
 
-use crate::create::{CreateContext, Prealloc};
+use crate::create::{CreateContext, Prealloc, TargetFile};
 use crate::error::{Error, Result};
 use crate::options::{OptDesc, SIZE_OPTION};
 use crate::progress::Progress;
@@ -38,7 +38,7 @@ pub fn create(ctx: &CreateContext) -> Result<()> {
 /// for `prealloc`: a sparse truncate, `posix_fallocate`, or zeros written.
 pub fn extend_file(
     ctx: &CreateContext,
-    file: &File,
+    file: &TargetFile,
     path: &Path,
     from: u64,
     to: u64,
@@ -54,7 +54,8 @@ pub fn extend_file(
     match prealloc {
         Prealloc::Off | Prealloc::Metadata => {
             file.set_len(to).map_err(too_large)?;
-            if from == 0 && to > 0 {
+            // A device had its first sector zeroed when it was opened.
+            if from == 0 && to > 0 && !file.is_device() {
                 allocate_first_block(file, to)
                     .map_err(|e| Error::io(format!("{}: Could not write", path.display()), e))?;
             }

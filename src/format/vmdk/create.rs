@@ -19,7 +19,7 @@ use super::descriptor::{
     DEFAULT_HW_VERSION, DEFAULT_TOOLS_VERSION, Descriptor, ExtentKind, ExtentLine, NO_PARENT_CID,
 };
 use super::header::{DESCRIPTOR_SECTORS, SECTOR_SIZE, SparseLayout};
-use crate::create::{CreateContext, resolve_backing_path};
+use crate::create::{CreateContext, TargetFile, resolve_backing_path};
 use crate::error::{Error, Result};
 use crate::name::{escape, escape_path};
 use std::fs::File;
@@ -267,7 +267,7 @@ impl Writer<'_, '_> {
         move |e| Error::io(context, e)
     }
 
-    fn resize(&self, file: &File, path: &Path, len: u64) -> Result<()> {
+    fn resize(&self, file: &TargetFile, path: &Path, len: u64) -> Result<()> {
         file.set_len(len).map_err(|e| {
             Error::io(
                 format!(
@@ -371,7 +371,7 @@ impl Writer<'_, '_> {
     /// directories, the file extended (sparsely) to the first grain.
     fn sparse_extent(
         &self,
-        file: &File,
+        file: &TargetFile,
         path: &Path,
         size: u64,
         sub: Subformat,

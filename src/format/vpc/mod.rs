@@ -186,7 +186,8 @@ pub fn create(ctx: &CreateContext) -> Result<()> {
             } else {
                 VHD_SECTOR_SIZE
             };
-            if size >= first_block {
+            // (A device instead had its first sector zeroed when opened.)
+            if size >= first_block && !file.is_device() {
                 write(&vec![0u8; first_block as usize], 0)?;
             }
             if !size.is_multiple_of(MIB) {
@@ -215,7 +216,7 @@ fn warn_azure(ctx: &CreateContext, size: u64, force_size: bool) {
             ctx.size.div_ceil(MIB).max(1)
         )
     };
-    eprintln!(
+    crate::errln!(
         "{}: warning: {}: fixed VHD virtual size {size} bytes is not a whole number of MiB{}; Azure rejects such images: {fix}",
         crate::cli::program_name(),
         ctx.filename,
