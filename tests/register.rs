@@ -1103,3 +1103,448 @@ fn https_with_cacert_or_insecure() {
     let out = df(d.path(), &[&url, &tok, "--os-cacert", "empty.pem", "a.img"]);
     out.failed_with(2, &["--os-cacert"]);
 }
+
+// ---------------------------------------------------------------------
+// Security: the fault-injecting registry (registry_support/fault_registry.py)
+// and the real Glance and Keystone where they can show the behaviour.
+// ---------------------------------------------------------------------
+
+/// The fault registry's log entries about image `id`: (role, method, path).
+fn seen_for(id: &str) -> Vec<(String, String, String)> {
+    servers()
+        .fault
+        .log()
+        .into_iter()
+        .filter(|(_, _, p, _)| p.contains(id))
+        .map(|(r, m, p, _)| (r, m, p))
+        .collect()
+}
+
+/// Nothing was ever sent to the hostile origin, and the pre-existing
+/// image was never deleted nor overwritten.
+fn assert_nothing_elsewhere() {
+    let log = servers().fault.log();
+    let other: Vec<_> = log.iter().filter(|e| e.0 == "other").collect();
+    assert!(other.is_empty(), "the other origin was reached: {other:?}");
+    let prod = registry_support::Fault::PROD_ID;
+    let touched: Vec<_> = log
+        .iter()
+        .filter(|e| e.2.contains(prod) && e.1 != "GET")
+        .collect();
+    assert!(touched.is_empty(), "prod-golden was touched: {touched:?}");
+}
+
+#[test]
+fn redirects_never_carry_the_token_elsewhere() {
+    let s = servers();
+    let d = tempdir();
+    qcow2_with_data(d.path(), "r.qcow2");
+    let token = "--os-token=fault-token-redirects";
+    let self_ca = s.fault.tls_dir.join("selfsigned.pem");
+    let cacert = format!("--os-cacert={}", self_ca.display());
+    // (name = fault, registry, extra args, exit code, parts of the error line)
+    type Case<'a> = (&'a str, &'a str, Vec<&'a str>, i32, Vec<&'a str>);
+    let cases: Vec<Case> = vec![
+        (
+            "create-redirect-other",
+            &s.fault.main,
+            vec![],
+            1,
+            vec!["307 Temporary Redirect", "not followed", &s.fault.other],
+        ),
+        (
+            "create-302-golden",
+            &s.fault.main,
+            vec![],
+            1,
+            vec!["302 Found", "not followed"],
+        ),
+        (
+            "upload-get-redirect-other",
+            &s.fault.main,
+            vec!["--upload"],
+            1,
+            vec!["302 Found", "not followed", "reading the image record back"],
+        ),
+        (
+            "upload-get-redirect-http",
+            &s.fault.tls_self,
+            vec!["--upload", &cacert],
+            1,
+            vec!["302 Found", "not followed", "https://127.0.0.1"],
+        ),
+        // Within one origin a GET redirect is followed, token and all.
+        (
+            "upload-get-redirect-same",
+            &s.fault.main,
+            vec!["--upload", "--output=json"],
+            0,
+            vec![],
+        ),
+    ];
+    for (name, url, extra, code, parts) in cases {
+        let id = new_uuid();
+        let url = format!("--os-image-url={url}");
+        let mut args = vec![url.as_str(), token, "--name", name, "--id", &id];
+        args.extend(extra);
+        args.push("r.qcow2");
+        let out = df(d.path(), &args);
+        if code == 0 {
+            let out = out.ok();
+            assert_eq!(out.json()["status"], "active", "{name}");
+            let moved: Vec<_> = servers()
+                .fault
+                .log()
+                .into_iter()
+                .filter(|e| e.2.starts_with("/v2/_moved/") && e.2.contains(&id))
+                .collect();
+            assert!(
+                !moved.is_empty()
+                    && moved
+                        .iter()
+                        .all(|e| e.3.as_deref() == Some("fault-token-redirects")),
+                "{name}: the same-origin redirect should carry the token: {moved:?}"
+            );
+        } else {
+            out.failed_with(code, &parts);
+        }
+        // The https registry's redirect to plain http was not followed.
+        let plain: Vec<_> = seen_for(&id)
+            .into_iter()
+            .filter(|e| name == "upload-get-redirect-http" && e.0 == "main")
+            .collect();
+        assert!(plain.is_empty(), "{name}: downgraded to http: {plain:?}");
+    }
+    assert_nothing_elsewhere();
+}
+
+#[test]
+fn only_a_201_with_our_id_is_a_record_of_ours() {
+    let s = servers();
+    let d = tempdir();
+    qcow2_with_data(d.path(), "c.qcow2");
+    let url = format!("--os-image-url={}", s.fault.main);
+    // (fault, parts of the error line, DELETEs expected for our id)
+    let cases: Vec<(&str, Vec<&str>, usize)> = vec![
+        ("create-200", vec!["200 OK", "instead of 201"], 0),
+        ("create-other-id", vec!["not with the id"], 0),
+        ("create-302-golden", vec!["302 Found", "not followed"], 0),
+        (
+            "upload-no-checksum",
+            vec!["no checksum", "left behind (status active)"],
+            0,
+        ),
+        (
+            "upload-500-active",
+            vec!["500 Internal Server Error", "left behind (status active)"],
+            0,
+        ),
+        (
+            "upload-500-queued",
+            vec!["500 Internal Server Error", "(status queued) was deleted"],
+            1,
+        ),
+    ];
+    for (name, parts, deletes) in cases {
+        // Both ids diskforge chooses and ids given with --id.
+        for given in [false, true] {
+            let id = new_uuid();
+            let mut args = vec![url.as_str(), "--os-token=tok-201", "--name", name];
+            if given {
+                args.extend(["--id", &id]);
+            }
+            args.extend(["--upload", "c.qcow2"]);
+            let out = df(d.path(), &args);
+            out.failed_with(1, &parts);
+            if given {
+                let seen = seen_for(&id);
+                let del = seen.iter().filter(|e| e.1 == "DELETE").count();
+                assert_eq!(del, deletes, "{name}: {seen:?}");
+                if name.starts_with("create-") {
+                    assert!(
+                        seen.iter().all(|e| e.1 == "POST" || e.1 == "GET"),
+                        "{name}: nothing may be sent to a record not ours: {seen:?}"
+                    );
+                }
+            }
+        }
+    }
+    // No DELETE ever named another id than one of this test's.
+    assert_nothing_elsewhere();
+}
+
+#[test]
+fn issued_tokens_are_scrubbed_from_every_output() {
+    let s = servers();
+    let d = tempdir();
+    std::fs::write(d.path().join("a.img"), vec![4u8; 4096]).unwrap();
+    // Real Keystone issues the token; the fault registry echoes it back
+    // in an error body and in the record.
+    let auth = format!("{}/v3", s.keystone);
+    let env = [
+        ("OS_AUTH_URL", auth.as_str()),
+        ("OS_USERNAME", "demo"),
+        ("OS_PASSWORD", DEMO_PASSWORD),
+        ("OS_PROJECT_NAME", "demo"),
+        ("OS_IMAGE_URL", s.fault.main.as_str()),
+    ];
+    let mut seen = String::new();
+    let mut ids = Vec::new();
+    for (name, extra, code) in [
+        ("echo-token-400", vec![], 1),
+        ("echo-token-400", vec!["--debug"], 1),
+        ("echo-token-400", vec!["-v"], 1),
+        ("echo-token-record", vec![], 0),
+        ("echo-token-record", vec!["--output=json"], 0),
+        ("echo-token-record", vec!["--debug", "--output=json"], 0),
+    ] {
+        let id = new_uuid();
+        let mut args = vec!["--name", name, "--id", &id];
+        args.extend(extra);
+        args.push("a.img");
+        let out = df_env(d.path(), &args, &env);
+        assert_eq!(out.code, code, "{name}: {out:#?}");
+        seen.push_str(&out.all());
+        ids.push(id);
+    }
+    let tokens: Vec<String> = s
+        .fault
+        .log()
+        .into_iter()
+        .filter(|e| ids.iter().any(|id| e.2.contains(id.as_str())) || e.1 == "POST")
+        .filter_map(|e| e.3)
+        .filter(|t| t.len() > 20)
+        .collect();
+    assert!(!tokens.is_empty(), "Keystone issued no token?");
+    for t in &tokens {
+        assert!(!seen.contains(t.as_str()), "issued token printed:\n{seen}");
+        assert!(!seen.contains(&t[..24]), "part of a token printed:\n{seen}");
+    }
+    assert!(!seen.contains(DEMO_PASSWORD), "password printed:\n{seen}");
+    assert!(seen.contains("<redacted>"), "{seen}");
+    assert!(
+        seen.contains("Invalid request from token <redacted>"),
+        "{seen}"
+    );
+}
+
+/// Runs diskforge and measures how long it took.
+fn timed(dir: &Path, args: &[&str]) -> (Out, f64) {
+    let t = std::time::Instant::now();
+    let out = df(dir, args);
+    (out, t.elapsed().as_secs_f64())
+}
+
+#[test]
+fn one_deadline_per_request_and_announced_retries() {
+    let s = servers();
+    let d = tempdir();
+    std::fs::write(d.path().join("a.img"), vec![6u8; 1 << 20]).unwrap();
+    let url = format!("--os-image-url={}", s.fault.main);
+    // A server trickling one byte every 2 s, or silent, is cut off at
+    // --timeout 3 (one attempt: --retries 0).
+    for (name, extra) in [
+        ("trickle-create", vec![]),
+        ("trickle-body", vec![]),
+        ("stall-create", vec![]),
+        ("upload-trickle-reply", vec!["--upload"]),
+    ] {
+        let mut args = vec![url.as_str(), "--timeout=3", "--retries=0", "--name", name];
+        args.extend(extra);
+        args.push("a.img");
+        let (out, took) = timed(d.path(), &args);
+        out.failed_with(1, &["--timeout 3"]);
+        assert!(took < 8.0, "{name}: took {took:.1} s: {out:#?}");
+    }
+    // Retries are announced without -v, then the error line.
+    let (out, took) = timed(
+        d.path(),
+        &[
+            &url,
+            "--timeout=2",
+            "--retries=1",
+            "--name",
+            "stall-create",
+            "a.img",
+        ],
+    );
+    assert_eq!(out.code, 1, "{out:#?}");
+    let lines: Vec<&str> = out.stderr.lines().collect();
+    assert_eq!(lines.len(), 2, "{out:#?}");
+    assert!(
+        lines[0].contains("creating the image: retrying in 0.5 s (attempt 2 of 2): no complete answer within --timeout 2 s"),
+        "{out:#?}"
+    );
+    assert!(took < 8.0, "took {took:.1} s");
+    let out = df(
+        d.path(),
+        &[&url, "--name", "flaky-503", "--output=json", "a.img"],
+    )
+    .ok();
+    assert!(
+        out.stderr.contains(
+            "retrying in 0.5 s (attempt 2 of 4): 503 Service Unavailable: Glance is busy"
+        ),
+        "{out:#?}"
+    );
+    assert_eq!(out.json()["status"], "queued");
+    // -q keeps quiet about it.
+    let out = df(d.path(), &[&url, "-q", "--name", "flaky-503", "a.img"]).ok();
+    assert_eq!(out.stderr, "", "{out:#?}");
+}
+
+/// Whether Python's ssl (OpenSSL) accepts the server at `url` with `ca`:
+/// the oracle for what diskforge must accept.
+fn python_accepts(url: &str, ca: &Path) -> bool {
+    let py = registry_support::venv().join("bin/python");
+    let code = format!(
+        "import ssl, urllib.request\nctx = ssl.create_default_context(cafile={:?})\n\
+         urllib.request.urlopen({:?}, context=ctx, timeout=10).read()",
+        ca.display().to_string(),
+        format!("{url}/_log")
+    );
+    Command::new(py)
+        .args(["-c", &code])
+        .output()
+        .expect("run python")
+        .status
+        .success()
+}
+
+#[test]
+fn certificates_as_curl_and_python_check_them() {
+    let s = servers();
+    let d = tempdir();
+    qcow2_with_data(d.path(), "t.qcow2");
+    let f = &s.fault;
+    let pem = |n: &str| f.tls_dir.join(n);
+    // (registry, CA file, parts of the error line; none = success)
+    let cases: Vec<(&str, std::path::PathBuf, Vec<&str>)> = vec![
+        (&f.tls_self, pem("selfsigned.pem"), vec![]),
+        (
+            &f.tls_self,
+            s.ca_pem.clone(),
+            vec!["unknown issuer", "--os-cacert"],
+        ),
+        (
+            &f.tls_expired,
+            pem("expired.pem"),
+            vec!["expired on", "it is now"],
+        ),
+        (
+            &f.tls_wrongname,
+            pem("wrongname.pem"),
+            vec!["name mismatch", "registry.example", "127.0.0.1"],
+        ),
+    ];
+    for (url, ca, parts) in cases {
+        let good = parts.is_empty();
+        assert_eq!(python_accepts(url, &ca), good, "python and {url}");
+        let (out, took) = timed(
+            d.path(),
+            &[
+                &format!("--os-image-url={url}"),
+                &format!("--os-cacert={}", ca.display()),
+                "--os-token=tok-tls",
+                "--upload",
+                "--output=json",
+                "t.qcow2",
+            ],
+        );
+        if good {
+            assert_eq!(out.ok().json()["status"], "active");
+        } else {
+            // One line: a certificate error is not retried.
+            out.failed_with(1, &parts);
+            assert!(
+                out.stderr.contains("TLS certificate of 127.0.0.1:"),
+                "{out:#?}"
+            );
+            assert!(took < 3.0, "retried? took {took:.1} s");
+        }
+    }
+    // Without --os-cacert: the system roots do not know it.
+    let out = df(
+        d.path(),
+        &[&format!("--os-image-url={}", f.tls_self), "t.qcow2"],
+    );
+    out.failed_with(1, &["unknown issuer"]);
+    // OS_CACERT works as --os-cacert does.
+    let out = df_env(
+        d.path(),
+        &[
+            &format!("--os-image-url={}", f.tls_self),
+            "--output=json",
+            "t.qcow2",
+        ],
+        &[("OS_CACERT", pem("selfsigned.pem").to_str().unwrap())],
+    )
+    .ok();
+    assert_eq!(out.json()["status"], "queued");
+}
+
+#[test]
+fn refusals_during_the_upload_are_reported() {
+    let s = servers();
+    let d = tempdir();
+    // Bigger than the socket buffers: the registry answers long before
+    // the data is all sent.
+    std::fs::write(d.path().join("big.img"), vec![8u8; 24 << 20]).unwrap();
+    let url = format!("--os-image-url={}", s.fault.main);
+    for (name, parts) in [
+        (
+            "upload-401-early",
+            vec!["401 Unauthorized", "token expired", "stopped reading"],
+        ),
+        (
+            "upload-307-early",
+            vec![
+                "307 Temporary Redirect",
+                "moved to another store",
+                "not followed",
+            ],
+        ),
+    ] {
+        let out = df(
+            d.path(),
+            &[
+                &url,
+                "--os-token=tok-up",
+                "--name",
+                name,
+                "--upload",
+                "big.img",
+            ],
+        );
+        out.failed_with(1, &parts);
+        for bad in ["Broken pipe", "reset"] {
+            assert!(!out.stderr.contains(bad), "{name}: {out:#?}");
+        }
+    }
+    assert_nothing_elsewhere();
+    // The real Glance behind a token that expires during the upload (the
+    // identity filter refuses it on the PUT, before Glance reads a byte).
+    let id = new_uuid();
+    let out = df(
+        d.path(),
+        &[
+            &format!("--os-image-url={}", s.glance_ctx),
+            "--os-token=expiring-projE:member",
+            "--id",
+            &id,
+            "--upload",
+            "big.img",
+        ],
+    );
+    out.failed_with(
+        1,
+        &[
+            "401 Unauthorized",
+            "token expired during the upload",
+            "was deleted",
+        ],
+    );
+    assert!(!out.stderr.contains("Broken pipe"), "{out:#?}");
+    let (status, _) = image(&s.glance_ctx, &id, Some("projE:admin"));
+    assert_eq!(status, 404, "the queued record should be gone");
+}

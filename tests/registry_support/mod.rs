@@ -40,6 +40,50 @@ pub struct Servers {
     pub ca_pem: PathBuf,
     /// Where the servers keep their state.
     pub state: PathBuf,
+    /// The fault-injecting registry (fault_registry.py).
+    pub fault: Fault,
+}
+
+/// The fault-injecting registry's origins (fault_registry.py says what
+/// each does).
+pub struct Fault {
+    /// Glance-like, with faults chosen by the image name.
+    pub main: String,
+    /// Another origin, hostile: must never be reached.
+    pub other: String,
+    /// `main` over https with a self-signed CA:TRUE certificate...
+    pub tls_self: String,
+    /// ... with an expired one ...
+    pub tls_expired: String,
+    /// ... and with one for another name (registry.example).
+    pub tls_wrongname: String,
+    /// Where the certificates are (selfsigned.pem, expired.pem, wrongname.pem).
+    pub tls_dir: PathBuf,
+}
+
+impl Fault {
+    /// Every request the fault registry has seen: (role, method, path, token).
+    pub fn log(&self) -> Vec<(String, String, String, Option<String>)> {
+        let (status, v) = get_json(&format!("{}/_log", self.main), None);
+        assert_eq!(status, 200, "fault registry log: {v}");
+        v["log"]
+            .as_array()
+            .expect("log")
+            .iter()
+            .map(|e| {
+                let s = |k: &str| e[k].as_str().unwrap_or_default().to_string();
+                (
+                    s("role"),
+                    s("method"),
+                    s("path"),
+                    e["token"].as_str().map(str::to_string),
+                )
+            })
+            .collect()
+    }
+
+    /// The id of the pre-existing image that must never be touched.
+    pub const PROD_ID: &'static str = "0f0f0f0f-aaaa-4bbb-8ccc-000000000001";
 }
 
 static SERVERS: OnceLock<Servers> = OnceLock::new();
@@ -238,6 +282,7 @@ fn start_all() -> Servers {
         free_port(),
         free_port(),
     );
+    let fault_ports: Vec<u16> = (0..5).map(|_| free_port()).collect();
     let tls_dir = state.join("tls");
     let s = |x: &str| x.to_string();
     let glance_env = vec![(
@@ -298,6 +343,14 @@ fn start_all() -> Servers {
             ],
             env: vec![],
         },
+        Spawn {
+            name: "fault",
+            args: std::iter::once(s("fault"))
+                .chain(std::iter::once(state.display().to_string()))
+                .chain(fault_ports.iter().map(|p| p.to_string()))
+                .collect(),
+            env: vec![],
+        },
     ];
     let pids = spawn_all(specs, &state);
     let glance = format!("http://127.0.0.1:{pg}");
@@ -314,6 +367,9 @@ fn start_all() -> Servers {
     wait_ready(&format!("{v1}/v1/images/none"), pids[3], "v1", &state);
     wait_ready(&format!("{keystone}/v3"), pids[0], "keystone", &state);
     wait_tcp(pt, pids[4], "v1-tls", &state);
+    for p in &fault_ports {
+        wait_tcp(*p, pids[5], "fault", &state);
+    }
     let out = Command::new(venv.join("bin/python"))
         .arg(support_dir().join("serve.py"))
         .args([
@@ -343,6 +399,14 @@ fn start_all() -> Servers {
         v1,
         v1_tls: format!("https://127.0.0.1:{pt}"),
         ca_pem: tls_dir.join("ca.pem"),
+        fault: Fault {
+            main: format!("http://127.0.0.1:{}", fault_ports[0]),
+            other: format!("http://127.0.0.1:{}", fault_ports[1]),
+            tls_self: format!("https://127.0.0.1:{}", fault_ports[2]),
+            tls_expired: format!("https://127.0.0.1:{}", fault_ports[3]),
+            tls_wrongname: format!("https://127.0.0.1:{}", fault_ports[4]),
+            tls_dir: state.join("fault-tls"),
+        },
         state,
     }
 }
