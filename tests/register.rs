@@ -1490,35 +1490,43 @@ fn refusals_during_the_upload_are_reported() {
     // Bigger than the socket buffers: the registry answers long before
     // the data is all sent.
     std::fs::write(d.path().join("big.img"), vec![8u8; 24 << 20]).unwrap();
-    let url = format!("--os-image-url={}", s.fault.main);
-    for (name, parts) in [
-        (
-            "upload-401-early",
-            vec!["401 Unauthorized", "token expired", "stopped reading"],
-        ),
-        (
-            "upload-307-early",
-            vec![
-                "307 Temporary Redirect",
-                "moved to another store",
-                "not followed",
-            ],
-        ),
-    ] {
-        let out = df(
-            d.path(),
-            &[
-                &url,
-                "--os-token=tok-up",
-                "--name",
-                name,
-                "--upload",
-                "big.img",
-            ],
-        );
-        out.failed_with(1, &parts);
-        for bad in ["Broken pipe", "reset"] {
-            assert!(!out.stderr.contains(bad), "{name}: {out:#?}");
+    let cacert = format!(
+        "--os-cacert={}",
+        s.fault.tls_dir.join("selfsigned.pem").display()
+    );
+    // Over http and https (where rustls must not lose the reply).
+    for url in [&s.fault.main, &s.fault.tls_self] {
+        let url = format!("--os-image-url={url}");
+        for (name, parts) in [
+            (
+                "upload-401-early",
+                vec!["401 Unauthorized", "token expired", "stopped reading"],
+            ),
+            (
+                "upload-307-early",
+                vec![
+                    "307 Temporary Redirect",
+                    "moved to another store",
+                    "not followed",
+                ],
+            ),
+        ] {
+            let out = df(
+                d.path(),
+                &[
+                    &url,
+                    &cacert,
+                    "--os-token=tok-up",
+                    "--name",
+                    name,
+                    "--upload",
+                    "big.img",
+                ],
+            );
+            out.failed_with(1, &parts);
+            for bad in ["Broken pipe", "reset"] {
+                assert!(!out.stderr.contains(bad), "{url} {name}: {out:#?}");
+            }
         }
     }
     assert_nothing_elsewhere();

@@ -29,8 +29,16 @@ OS_PASSWORD, OS_PROJECT_NAME or OS_PROJECT_ID, OS_USER_DOMAIN_NAME, OS_PROJECT_D
 OS_REGION_NAME, OS_INTERFACE) with the image endpoint from the service catalog; or \
 --os-cloud/OS_CLOUD from clouds.yaml (./, ~/.config/openstack, /etc/openstack). Command-line \
 flags win over environment variables, which win over clouds.yaml.\n\n\
-Every value is checked before anything is sent. The token and password are never printed, \
-not even with --debug.",
+Every value is checked before anything is sent.\n\n\
+Security: a redirect is followed only for a GET to the same scheme, host and port, so the \
+token never goes to another origin nor over plain http. A create counts only when answered \
+201 Created with the image id diskforge chose; after a failed upload only that record, and \
+only while it is still queued or saving, is deleted. An uploaded image must come back active \
+with a checksum or os_hash_value that matches. The token, the password and every token \
+Keystone issues are replaced by <redacted> in all output, --debug included. --timeout bounds \
+each request as a whole; retries are announced on stderr. A certificate that is itself in \
+--os-cacert is trusted even if it is a CA certificate (a self-signed server certificate); \
+certificate errors are explained and never retried.",
     after_help = "Example:\n  diskforge create -f qcow2 disk.qcow2 10G\n  \
 OS_IMAGE_URL=http://glance:9292 OS_AUTH_TOKEN=... diskforge register --upload \\\n      \
 --name 'my disk' --private --property os_distro=ubuntu disk.qcow2"
@@ -129,7 +137,7 @@ pub struct RegisterArgs {
     #[arg(short = 'q', long = "quiet")]
     pub quiet: bool,
 
-    /// Keep the image record when the upload fails (default: delete it)
+    /// Keep the image record when the upload fails (default: delete it if still queued or saving)
     #[arg(long = "keep-on-failure")]
     pub keep_on_failure: bool,
 
@@ -202,7 +210,7 @@ pub struct RegisterArgs {
     #[arg(long = "os-cloud", value_name = "NAME")]
     pub os_cloud: Option<String>,
 
-    /// CA bundle (PEM) to verify the servers' TLS certificates [env: OS_CACERT]
+    /// CA bundle (PEM) to verify the servers' TLS certificates; a certificate in it is trusted as is [env: OS_CACERT]
     #[arg(long = "os-cacert", value_name = "FILE")]
     pub os_cacert: Option<String>,
 
@@ -210,11 +218,11 @@ pub struct RegisterArgs {
     #[arg(long = "insecure")]
     pub insecure: bool,
 
-    /// Seconds to wait for a connection or for each read/write (default 60)
+    /// Deadline of each request as a whole, in seconds (default 60); an upload: of each stall and of its reply
     #[arg(long = "timeout", value_name = "SECONDS")]
     pub timeout: Option<String>,
 
-    /// How many times to retry on 5xx answers and connection resets (default 3)
+    /// How many times to retry on 5xx answers, timeouts and connection failures, announced on stderr (default 3)
     #[arg(long = "retries", value_name = "N")]
     pub retries: Option<String>,
 }

@@ -106,6 +106,7 @@ impl<In: Transport> Connector<In> for TlsConnector {
         Ok(Some(Either::B(TlsTransport {
             buffers,
             stream: rustls::StreamOwned::new(conn, sock),
+            write_failed: false,
         })))
     }
 }
@@ -114,6 +115,40 @@ impl<In: Transport> Connector<In> for TlsConnector {
 pub struct TlsTransport {
     buffers: LazyBuffers,
     stream: rustls::StreamOwned<rustls::ClientConnection, TransportAdapter>,
+    /// A write failed: reading must not try to flush TLS data first (as
+    /// rustls' stream does), or the reply waiting in the socket is lost.
+    write_failed: bool,
+}
+
+impl TlsTransport {
+    /// Reads what the peer sent without writing anything.
+    fn read_only(&mut self, timeout: NextTimeout) -> Result<bool, ureq::Error> {
+        self.stream.sock.set_timeout(timeout);
+        let input = self.buffers.input_append_buf();
+        loop {
+            match self.stream.conn.reader().read(input) {
+                Ok(n) => {
+                    self.buffers.input_appended(n);
+                    return Ok(n > 0);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(tls_error(e)),
+            }
+            let n = self
+                .stream
+                .conn
+                .read_tls(&mut self.stream.sock)
+                .map_err(tls_error)?;
+            if n == 0 {
+                self.buffers.input_appended(0);
+                return Ok(false);
+            }
+            self.stream
+                .conn
+                .process_new_packets()
+                .map_err(ureq::Error::Rustls)?;
+        }
+    }
 }
 
 impl std::fmt::Debug for TlsTransport {
@@ -130,10 +165,15 @@ impl Transport for TlsTransport {
     fn transmit_output(&mut self, amount: usize, timeout: NextTimeout) -> Result<(), ureq::Error> {
         self.stream.get_mut().set_timeout(timeout);
         let output = &self.buffers.output()[..amount];
-        self.stream.write_all(output).map_err(tls_error)
+        let result = self.stream.write_all(output).map_err(tls_error);
+        self.write_failed |= result.is_err();
+        result
     }
 
     fn await_input(&mut self, timeout: NextTimeout) -> Result<bool, ureq::Error> {
+        if self.write_failed {
+            return self.read_only(timeout);
+        }
         self.stream.get_mut().set_timeout(timeout);
         let input = self.buffers.input_append_buf();
         let n = self.stream.read(input).map_err(tls_error)?;
