@@ -37,7 +37,12 @@ impl Out {
     /// Exit 1 with one error line that contains every one of `parts`.
     fn failed_with(&self, code: i32, parts: &[&str]) {
         assert_eq!(self.code, code, "{self:#?}");
-        let lines: Vec<&str> = self.stderr.lines().collect();
+        // Warnings (a forced disk format) aside.
+        let lines: Vec<&str> = self
+            .stderr
+            .lines()
+            .filter(|l| !l.starts_with("diskforge: warning: "))
+            .collect();
         assert_eq!(lines.len(), 1, "want one error line: {self:#?}");
         for p in parts {
             assert!(lines[0].contains(p), "error lacks {p:?}: {self:#?}");
@@ -263,17 +268,27 @@ fn detected_disk_formats() {
     }
     qemu_img(d.path(), &["create", "-q", "-f", "qcow", "old.qcow", "8M"]).ok();
     let out = df(d.path(), &["--os-image-url=http://127.0.0.1:9", "old.qcow"]);
-    out.failed_with(2, &["old.qcow", "--disk-format"]);
-    df(
+    out.failed_with(2, &["old.qcow", "qcow (version 1)", "convert"]);
+    let u = "--os-image-url=http://127.0.0.1:9";
+    let out = df(d.path(), &[u, "--dry-run", "--disk-format=raw", "old.qcow"]);
+    out.failed_with(2, &["old.qcow", "--force-disk-format"]);
+    let out = df(
         d.path(),
         &[
-            "--os-image-url=http://127.0.0.1:9",
+            u,
             "--dry-run",
             "--disk-format=raw",
+            "--force-disk-format",
             "old.qcow",
         ],
     )
     .ok();
+    assert!(
+        out.stderr.contains(
+            "warning: old.qcow is a qcow (version 1) image, registered as disk_format raw"
+        ),
+        "{out:#?}"
+    );
 }
 
 #[test]
@@ -346,7 +361,17 @@ fn registry_400s_carry_the_registry_message() {
     let d = tempdir();
     std::fs::write(d.path().join("a.img"), vec![0u8; 4096]).unwrap();
     let url = format!("--os-image-url={}", s.glance);
-    let out = df(d.path(), &[&url, "--disk-format", "floppy", "a.img"]);
+    // (--force-disk-format: diskforge itself refuses a format not in the list.)
+    let out = df(
+        d.path(),
+        &[
+            &url,
+            "--disk-format",
+            "floppy",
+            "--force-disk-format",
+            "a.img",
+        ],
+    );
     out.failed_with(1, &["400 Bad Request", "'floppy' is not one of"]);
     assert!(!out.stderr.contains("<br"), "{out:#?}");
     let out = df(d.path(), &[&url, "--container-format", "crate", "a.img"]);
@@ -513,6 +538,7 @@ fn format_mismatch_415_cleans_up() {
             &url,
             "--upload",
             "--disk-format=qcow2",
+            "--force-disk-format",
             "--id",
             &id,
             "plain.raw",
@@ -530,6 +556,7 @@ fn format_mismatch_415_cleans_up() {
             &url,
             "--upload",
             "--disk-format=qcow2",
+            "--force-disk-format",
             "--id",
             &id,
             "--keep-on-failure",
@@ -730,7 +757,13 @@ fn secrets_never_printed() {
         vec!["-vv", "a.img"],
         vec!["-v", "--dry-run", "--upload", "a.img"],
         vec!["--debug", "--dry-run", "a.img"],
-        vec!["--debug", "--disk-format=qcow2", "--upload", "a.img"],
+        vec![
+            "--debug",
+            "--disk-format=qcow2",
+            "--force-disk-format",
+            "--upload",
+            "a.img",
+        ],
     ] {
         let out = df_env(d.path(), &args, &env);
         seen.push_str(&out.all());
@@ -867,6 +900,7 @@ fn glance_v1_against_the_v1_test_server() {
             &tok,
             "--api=glance-v1",
             "--disk-format=floppy",
+            "--force-disk-format",
             "v1.qcow2",
         ],
     );
@@ -1555,4 +1589,180 @@ fn refusals_during_the_upload_are_reported() {
     assert!(!out.stderr.contains("Broken pipe"), "{out:#?}");
     let (status, _) = image(&s.glance_ctx, &id, Some("projE:admin"));
     assert_eq!(status, 404, "the queued record should be gone");
+}
+
+#[test]
+fn disk_format_is_guarded() {
+    let s = servers();
+    let d = tempdir();
+    let mk = |fmt: &str, file: &str, opts: &[&str]| {
+        let mut a = vec!["create", "-q", "-f", fmt];
+        a.extend(opts);
+        a.extend([file, "8M"]);
+        qemu_img(d.path(), &a).ok();
+    };
+    mk("qcow2", "q.qcow2", &[]);
+    mk("qcow2", "base.qcow2", &[]);
+    mk("qcow2", "top.qcow2", &["-b", "base.qcow2", "-F", "qcow2"]);
+    mk("vmdk", "v.vmdk", &[]);
+    mk("vdi", "d.vdi", &[]);
+    mk("vpc", "dyn.vhd", &[]);
+    mk("vpc", "fixed.vhd", &["-o", "subformat=fixed"]);
+    mk("qcow", "old.qcow", &[]);
+    mk("qed", "e.qed", &[]);
+    mk("vhdx", "x.vhdx", &[]);
+    std::fs::write(d.path().join("plain.raw"), vec![7u8; 1 << 20]).unwrap();
+    // (file, --disk-format, forced, Ok(format sent) or Err(parts of the error))
+    type Case = (
+        &'static str,
+        Option<&'static str>,
+        bool,
+        Result<&'static str, Vec<&'static str>>,
+    );
+    let refused = |what: &'static str| Err(vec![what, "--force-disk-format"]);
+    let cases: Vec<Case> = vec![
+        ("q.qcow2", None, false, Ok("qcow2")),
+        ("q.qcow2", Some("raw"), false, refused("is a qcow2 image")),
+        (
+            "top.qcow2",
+            Some("raw"),
+            false,
+            refused("backing or data file"),
+        ),
+        ("q.qcow2", Some("vmdk"), false, refused("is a qcow2 image")),
+        ("v.vmdk", Some("raw"), false, refused("is a vmdk image")),
+        ("d.vdi", Some("raw"), false, refused("is a vdi image")),
+        (
+            "dyn.vhd",
+            Some("raw"),
+            false,
+            refused("is a vhd (vpc) image"),
+        ),
+        ("dyn.vhd", Some("vhd"), false, Ok("vhd")),
+        ("fixed.vhd", None, false, Ok("vhd")),
+        ("fixed.vhd", Some("vhd"), false, Ok("vhd")),
+        (
+            "plain.raw",
+            Some("qcow2"),
+            false,
+            refused("has no qcow2 header"),
+        ),
+        (
+            "plain.raw",
+            Some("vhd"),
+            false,
+            refused("has no vhd header"),
+        ),
+        ("plain.raw", Some("iso"), false, Ok("iso")),
+        ("plain.raw", None, false, Ok("raw")),
+        ("e.qed", None, false, Err(vec!["is a qed image", "convert"])),
+        ("e.qed", Some("raw"), false, refused("is a qed image")),
+        ("x.vhdx", None, false, Ok("vhdx")),
+        ("x.vhdx", Some("raw"), false, refused("is a vhdx image")),
+        (
+            "old.qcow",
+            Some("qcow2"),
+            false,
+            refused("qcow (version 1)"),
+        ),
+        (
+            "plain.raw",
+            Some("qcow3"),
+            false,
+            Err(vec![
+                "'qcow3'",
+                "not a disk format Glance accepts",
+                "--force-disk-format",
+            ]),
+        ),
+        ("q.qcow2", Some("raw"), true, Ok("raw")),
+        ("plain.raw", Some("qcow3"), true, Ok("qcow3")),
+    ];
+    let u = "--os-image-url=http://127.0.0.1:9";
+    for (file, declared, force, want) in cases {
+        let fmt = declared.map(|f| format!("--disk-format={f}"));
+        let mut args = vec![u, "--dry-run"];
+        args.extend(fmt.as_deref());
+        if force {
+            args.push("--force-disk-format");
+        }
+        args.push(file);
+        let out = df(d.path(), &args);
+        match want {
+            Ok(f) => {
+                let out = out.ok();
+                assert!(
+                    out.stdout.contains(&format!("\"disk_format\": \"{f}\"")),
+                    "{file} {declared:?}: {out:#?}"
+                );
+            }
+            Err(parts) => out.failed_with(2, &parts),
+        }
+    }
+    // --force-disk-format needs a --disk-format.
+    df(d.path(), &[u, "--force-disk-format", "q.qcow2"])
+        .failed_with(2, &["--force-disk-format needs --disk-format"]);
+
+    // Against the real Glance: a qcow2 with a backing file declared raw is
+    // refused before anything is sent...
+    let url = format!("--os-image-url={}", s.glance);
+    let id = new_uuid();
+    let out = df(
+        d.path(),
+        &[
+            &url,
+            "--id",
+            &id,
+            "--disk-format=raw",
+            "--upload",
+            "top.qcow2",
+        ],
+    );
+    out.failed_with(2, &["top.qcow2", "is a qcow2 image"]);
+    assert_eq!(image(&s.glance, &id, None).0, 404, "nothing may be created");
+    // ... and so is a plain qcow2, which Glance 33 itself would take as
+    // raw (its safety checks refuse only the one with a backing file): the
+    // guard is diskforge's.
+    let out = df(d.path(), &[&url, "--disk-format=raw", "q.qcow2"]);
+    out.failed_with(2, &["q.qcow2", "is a qcow2 image"]);
+    let out = df(
+        d.path(),
+        &[
+            &url,
+            "--disk-format=raw",
+            "--force-disk-format",
+            "--upload",
+            "--output=json",
+            "q.qcow2",
+        ],
+    )
+    .ok();
+    assert_eq!(out.json()["disk_format"], "raw");
+    assert_eq!(out.json()["status"], "active");
+    assert!(
+        out.stderr.contains("warning: q.qcow2 is a qcow2 image"),
+        "{out:#?}"
+    );
+    let out = df(
+        d.path(),
+        &[
+            &url,
+            "--disk-format=raw",
+            "--force-disk-format",
+            "--upload",
+            "top.qcow2",
+        ],
+    );
+    out.failed_with(1, &["415", "safety checks", "deleted"]);
+    // A forced value outside the list reaches Glance, which refuses it.
+    let out = df(
+        d.path(),
+        &[
+            &url,
+            "--disk-format=qcow3",
+            "--force-disk-format",
+            "plain.raw",
+        ],
+    );
+    out.failed_with(1, &["400 Bad Request", "'qcow3' is not one of"]);
 }

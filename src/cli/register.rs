@@ -73,9 +73,13 @@ pub struct RegisterArgs {
     #[arg(long = "id", value_name = "UUID")]
     pub id: Option<String>,
 
-    /// Disk format (default: detected: qcow2, vmdk, vdi, vhd, raw)
+    /// Disk format (default: detected: qcow2, vmdk, vdi, vhd, vhdx, ploop, raw); checked against the file and the registry's list
     #[arg(long = "disk-format", value_name = "FORMAT")]
     pub disk_format: Option<String>,
+
+    /// Send --disk-format as given: even when it contradicts the file's detected format or is not in the registry's list
+    #[arg(long = "force-disk-format")]
+    pub force_disk_format: bool,
 
     /// Container format (default: bare)
     #[arg(long = "container-format", value_name = "FORMAT")]

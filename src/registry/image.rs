@@ -3,7 +3,6 @@
 
 use crate::cli::register::{Api, RegisterArgs};
 use crate::error::{Error, Result};
-use crate::format::Format;
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -84,6 +83,10 @@ pub struct ImageMeta {
     pub tags: Vec<String>,
     /// Extra properties (strings, as Glance requires), sorted by key.
     pub properties: BTreeMap<String, String>,
+    /// A warning to print (a disk format forced against the file's).
+    pub note: Option<String>,
+    /// `--force-disk-format`: the disk format is not checked again.
+    pub disk_format_forced: bool,
 }
 
 fn usage(msg: impl Into<String>) -> Error {
@@ -136,24 +139,6 @@ fn char_len(s: &str) -> usize {
     s.chars().count()
 }
 
-/// The registry disk format for a detected image format.
-pub fn disk_format_for(format: Format, path: &Path) -> Result<&'static str> {
-    Ok(match format {
-        Format::Qcow2 => "qcow2",
-        Format::Vmdk => "vmdk",
-        Format::Vdi => "vdi",
-        Format::Vpc => "vhd",
-        Format::Raw => "raw",
-        Format::Qcow => {
-            return Err(Error::usage_for(
-                &path.display().to_string(),
-                "is a qcow (version 1) image, which no registry has a disk_format for; \
-                 give one with --disk-format (or convert it to qcow2 first)",
-            ));
-        }
-    })
-}
-
 impl ImageMeta {
     /// The record for `args` and the image at `path`, checked for `api`.
     pub fn from_args(args: &RegisterArgs, path: &Path) -> Result<ImageMeta> {
@@ -164,10 +149,12 @@ impl ImageMeta {
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default(),
         };
-        let disk_format = match &args.disk_format {
-            Some(f) => f.clone(),
-            None => disk_format_for(crate::format::probe(path)?, path)?.to_string(),
-        };
+        let (disk_format, note) = super::disk_format::choose(
+            path,
+            args.disk_format.as_deref(),
+            args.api,
+            args.force_disk_format,
+        )?;
         let visibility = if args.public {
             Some("public".to_string())
         } else if args.private {
@@ -226,6 +213,8 @@ impl ImageMeta {
             min_ram,
             tags,
             properties,
+            note,
+            disk_format_forced: args.force_disk_format,
         };
         meta.validate(args.api)?;
         Ok(meta)
@@ -338,7 +327,7 @@ impl ImageMeta {
                 "--api ims: visibility can only be private, not '{v}'"
             )));
         }
-        if !IMS_DISK_FORMATS.contains(&self.disk_format.as_str()) {
+        if !self.disk_format_forced && !IMS_DISK_FORMATS.contains(&self.disk_format.as_str()) {
             return Err(usage(format!(
                 "--api ims: disk format '{}' is not accepted (IMS takes {}); convert the image or give --disk-format",
                 self.disk_format,

@@ -7,6 +7,7 @@
 pub mod auth;
 pub mod certs;
 pub mod connect;
+pub mod disk_format;
 pub mod glance_v1;
 pub mod glance_v2;
 pub mod http;
@@ -108,6 +109,9 @@ fn register(args: &RegisterArgs, settings: Settings, secrets: &Scrubber) -> Resu
     };
 
     let mut meta = ImageMeta::from_args(args, path)?;
+    if let Some(note) = &meta.note {
+        eprintln!("{}: {note}", crate::cli::program_name());
+    }
     // Glance (v2 and v1) takes the id from the client: choosing it here
     // makes a retried create safe (a second attempt meets its own id,
     // never makes a second image) and lets diskforge check that the
