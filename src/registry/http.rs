@@ -322,6 +322,7 @@ impl Http {
         let agent = connect::agent(base().timeout_global(t).build(), tls.clone(), stop.clone());
         let upload_agent = connect::agent(
             base()
+                .timeout_resolve(t)
                 .timeout_connect(t)
                 .timeout_send_request(t)
                 .timeout_recv_response(t)
