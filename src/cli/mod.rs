@@ -42,7 +42,6 @@ pub enum Command {
     Create(CreateArgs),
     /// Display information about a disk image (qemu-img info)
     Info(InfoArgs),
-    /// Register an image with OpenStack Glance or Huawei Cloud IMS
     Register(Box<RegisterArgs>),
 }
 

@@ -29,7 +29,9 @@ OS_PASSWORD, OS_PROJECT_NAME or OS_PROJECT_ID, OS_USER_DOMAIN_NAME, OS_PROJECT_D
 OS_REGION_NAME, OS_INTERFACE) with the image endpoint from the service catalog; or \
 --os-cloud/OS_CLOUD from clouds.yaml (./, ~/.config/openstack, /etc/openstack). Command-line \
 flags win over environment variables, which win over clouds.yaml.\n\n\
-Every value is checked before anything is sent.\n\n\
+Every value is checked before anything is sent; a --disk-format must be in the registry's list \
+and must not contradict the file's detected format (a qcow2 declared raw would expose its \
+metadata and backing file to the cloud): --force-disk-format sends it anyway, with a warning.\n\n\
 Security: a redirect is followed only for a GET to the same scheme, host and port, so the \
 token never goes to another origin nor over plain http. A create counts only when answered \
 201 Created with the image id diskforge chose; after a failed upload only that record, and \
