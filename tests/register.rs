@@ -1323,7 +1323,6 @@ fn issued_tokens_are_scrubbed_from_every_output() {
         ("OS_IMAGE_URL", s.fault.main.as_str()),
     ];
     let mut seen = String::new();
-    let mut ids = Vec::new();
     for (name, extra, code) in [
         ("echo-token-400", vec![], 1),
         ("echo-token-400", vec!["--debug"], 1),
@@ -1339,17 +1338,17 @@ fn issued_tokens_are_scrubbed_from_every_output() {
         let out = df_env(d.path(), &args, &env);
         assert_eq!(out.code, code, "{name}: {out:#?}");
         seen.push_str(&out.all());
-        ids.push(id);
     }
     let tokens: Vec<String> = s
         .fault
         .log()
         .into_iter()
-        .filter(|e| ids.iter().any(|id| e.2.contains(id.as_str())) || e.1 == "POST")
         .filter_map(|e| e.3)
-        .filter(|t| t.len() > 20)
+        // Keystone's Fernet tokens (the other tests send short fake ones).
+        .filter(|t| t.starts_with("gAAAA"))
         .collect();
-    assert!(!tokens.is_empty(), "Keystone issued no token?");
+    // One token issued per run, each seen by the fault registry.
+    assert!(tokens.len() >= 6, "Keystone tokens seen: {}", tokens.len());
     for t in &tokens {
         assert!(!seen.contains(t.as_str()), "issued token printed:\n{seen}");
         assert!(!seen.contains(&t[..24]), "part of a token printed:\n{seen}");
@@ -1474,7 +1473,7 @@ fn certificates_as_curl_and_python_check_them() {
     for (url, ca, parts) in cases {
         let good = parts.is_empty();
         assert_eq!(python_accepts(url, &ca), good, "python and {url}");
-        let (out, took) = timed(
+        let out = df(
             d.path(),
             &[
                 &format!("--os-image-url={url}"),
@@ -1488,13 +1487,13 @@ fn certificates_as_curl_and_python_check_them() {
         if good {
             assert_eq!(out.ok().json()["status"], "active");
         } else {
-            // One line: a certificate error is not retried.
+            // One line: a certificate error is not retried (a retry is
+            // announced on a line of its own).
             out.failed_with(1, &parts);
             assert!(
                 out.stderr.contains("TLS certificate of 127.0.0.1:"),
                 "{out:#?}"
             );
-            assert!(took < 3.0, "retried? took {took:.1} s");
         }
     }
     // Without --os-cacert: the system roots do not know it.
