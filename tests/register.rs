@@ -185,6 +185,16 @@ fn every_field_round_trips() {
     )
     .ok();
     let created = out.json();
+    // Without --upload the record is empty, and diskforge says so.
+    assert!(
+        out.stderr.contains(&format!(
+            "diskforge: no data was uploaded: image {id} is an empty record (status queued); \
+             register with --upload (or --file FILE) to upload disk.qcow2"
+        )),
+        "{out:#?}"
+    );
+    let quiet = df(d.path(), &[&url, "-q", "--output=json", "disk.qcow2"]).ok();
+    assert_eq!(quiet.stderr, "", "{quiet:#?}");
     let (status, got) = image(&s.glance, &id, None);
     assert_eq!(status, 200, "{got}");
     for rec in [&created, &got] {
@@ -300,6 +310,16 @@ fn upload_is_verified_against_the_record() {
     let out = df(d.path(), &[&url, "--upload", "--output=json", "data.qcow2"]).ok();
     let rec = out.json();
     let id = rec["id"].as_str().unwrap();
+    // The upload ends with one line that says what was verified.
+    let size = std::fs::metadata(&path).unwrap().len();
+    assert_eq!(
+        out.stderr.trim_end(),
+        format!(
+            "diskforge: uploaded {size} bytes to image {id}: size, md5 checksum and \
+             sha512 os_hash verified"
+        ),
+        "{out:#?}"
+    );
     let (_, got) = image(&s.glance, id, None);
     for r in [&rec, &got] {
         assert_eq!(r["status"], "active");
@@ -341,6 +361,9 @@ fn upload_is_verified_against_the_record() {
     .ok();
     assert_eq!(out.json()["status"], "active");
     assert_eq!(out.json()["name"], "via-file");
+    // -q: nothing on stderr.
+    let out = df(d.path(), &[&url, "-q", "--upload", "data.qcow2"]).ok();
+    assert_eq!(out.stderr, "", "{out:#?}");
 }
 
 #[test]

@@ -187,6 +187,30 @@ impl Job<'_> {
         eprintln!("{}: {}", crate::cli::program_name(), self.http.scrub(text));
     }
 
+    /// After a verified upload: the line that says what was verified
+    /// (not with --quiet), then any note.
+    fn notes(&self, lines: Vec<String>) {
+        for (i, n) in lines.iter().enumerate() {
+            if i > 0 || !self.args.quiet {
+                self.note(n);
+            }
+        }
+    }
+
+    /// A record created without data says so (not with --quiet).
+    fn say_no_data(&self, record: &Value) {
+        if self.upload || self.args.quiet {
+            return;
+        }
+        let id = record.get("id").and_then(Value::as_str).unwrap_or("?");
+        let status = record.get("status").and_then(Value::as_str).unwrap_or("?");
+        self.note(&format!(
+            "no data was uploaded: image {id} is an empty record (status {status}); \
+             register with --upload (or --file FILE) to upload {}",
+            self.path.display()
+        ));
+    }
+
     /// Glance v2 / IMS: create the record, then stream the data and verify.
     fn register_v2(&self, meta: &ImageMeta) -> Result<Option<Value>> {
         let body = meta.to_v2_json(self.args.api);
@@ -226,6 +250,7 @@ impl Job<'_> {
             _ => glance_v2::created(&reply, sent_id)?,
         };
         if !self.upload {
+            self.say_no_data(&record);
             return Ok(Some(record));
         }
         let id = record
@@ -262,9 +287,7 @@ impl Job<'_> {
         let sent = reader.finish()?;
         check_upload_reply(&reply, sent.size, self.size)?;
         let record = glance_v2::get(self.http, self.conn, id)?;
-        for n in upload::verify(&record, &sent, self.path)? {
-            self.note(&n);
-        }
+        self.notes(upload::verify(&record, &sent, self.path)?);
         Ok(record)
     }
 
@@ -289,7 +312,9 @@ impl Job<'_> {
         if !self.upload {
             let req = glance_v1::create_request(self.conn, meta, None);
             let reply = self.http.send(req, "creating the image")?;
-            return glance_v1::created(&reply, sent_id).map(Some);
+            let record = glance_v1::created(&reply, sent_id)?;
+            self.say_no_data(&record);
+            return Ok(Some(record));
         }
         let mut reader = HashingReader::new(self.open()?, self.progress());
         let what = self.path.display().to_string();
@@ -300,9 +325,7 @@ impl Job<'_> {
         let record = glance_v1::created(&reply, sent_id)?;
         match upload::verify(&record, &sent, self.path) {
             Ok(notes) => {
-                for n in notes {
-                    self.note(&n);
-                }
+                self.notes(notes);
                 Ok(Some(record))
             }
             Err(e) => {

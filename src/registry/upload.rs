@@ -198,7 +198,8 @@ pub fn file_digest(path: &Path, algo: &str) -> Result<Option<String>> {
 /// checksum diskforge can check (md5 `checksum`, or `os_hash_value` in an
 /// algorithm it has), every one of them matching: an `active` record with
 /// nothing to check proves nothing about the data, and is a failure.
-/// Returns notes (e.g. an algorithm that could not be checked).
+/// Returns the one line that says what was verified, then notes (e.g. an
+/// algorithm that could not be checked).
 pub fn verify(record: &serde_json::Value, sent: &Sent, path: &Path) -> Result<Vec<String>> {
     let mut notes = Vec::new();
     let id = record.get("id").and_then(|v| v.as_str()).unwrap_or("?");
@@ -232,7 +233,7 @@ pub fn verify(record: &serde_json::Value, sent: &Sent, path: &Path) -> Result<Ve
                 sent.md5
             )));
         }
-        checked.push("md5");
+        checked.push("md5 checksum".to_string());
     }
     if let (Some(algo), Some(value)) = (field("os_hash_algo"), field("os_hash_value")) {
         let ours = if algo == "sha512" {
@@ -246,7 +247,7 @@ pub fn verify(record: &serde_json::Value, sent: &Sent, path: &Path) -> Result<Ve
                     "image {id}: os_hash_value mismatch: the registry has {algo} {value}, the data sent has {algo} {o}"
                 )));
             }
-            Some(_) => checked.push("os_hash"),
+            Some(_) => checked.push(format!("{algo} os_hash")),
             None => notes.push(format!(
                 "image {id}: cannot check os_hash_algo '{algo}' (md5 checked)"
             )),
@@ -258,7 +259,18 @@ pub fn verify(record: &serde_json::Value, sent: &Sent, path: &Path) -> Result<Ve
              that diskforge can check: the data stored cannot be verified"
         )));
     }
-    Ok(notes)
+    let size = if record.get("size").and_then(|v| v.as_u64()).is_some() {
+        "size, "
+    } else {
+        ""
+    };
+    let mut lines = vec![format!(
+        "uploaded {} bytes to image {id}: {size}{} verified",
+        sent.size,
+        checked.join(" and ")
+    )];
+    lines.extend(notes);
+    Ok(lines)
 }
 
 #[cfg(test)]
