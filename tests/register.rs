@@ -1788,3 +1788,140 @@ fn disk_format_is_guarded() {
     );
     out.failed_with(1, &["400 Bad Request", "'qcow3' is not one of"]);
 }
+
+/// An application credential of the demo user, made in the real
+/// Keystone: (id, name, secret).
+fn app_credential(keystone: &str, name: &str) -> (String, String) {
+    let token = keystone_token(keystone);
+    let agent: ureq::Agent = ureq::Agent::config_builder().build().into();
+    let mut who = agent
+        .get(format!("{keystone}/v3/auth/tokens"))
+        .header("X-Auth-Token", &token)
+        .header("X-Subject-Token", &token)
+        .call()
+        .unwrap();
+    let who: Value = serde_json::from_str(&who.body_mut().read_to_string().unwrap()).unwrap();
+    let user = who["token"]["user"]["id"].as_str().unwrap().to_string();
+    let body = serde_json::json!({"application_credential": {"name": name}});
+    let mut resp = agent
+        .post(format!(
+            "{keystone}/v3/users/{user}/application_credentials"
+        ))
+        .header("X-Auth-Token", &token)
+        .header("Content-Type", "application/json")
+        .send(serde_json::to_vec(&body).unwrap())
+        .unwrap();
+    let cred: Value = serde_json::from_str(&resp.body_mut().read_to_string().unwrap()).unwrap();
+    let c = &cred["application_credential"];
+    (
+        c["id"].as_str().unwrap().to_string(),
+        c["secret"].as_str().unwrap().to_string(),
+    )
+}
+
+#[test]
+fn keystone_application_credentials() {
+    let s = servers();
+    let d = tempdir();
+    std::fs::write(d.path().join("a.img"), vec![2u8; 8192]).unwrap();
+    let auth = format!("{}/v3", s.keystone);
+    let name = format!("ci-{}", new_uuid());
+    let (id, secret) = app_credential(&s.keystone, &name);
+    // By id, by name (with its user), from clouds.yaml; the secret is
+    // never printed, --debug included.
+    let by_id = [
+        ("OS_AUTH_TYPE", "v3applicationcredential"),
+        ("OS_AUTH_URL", auth.as_str()),
+        ("OS_APPLICATION_CREDENTIAL_ID", id.as_str()),
+        ("OS_APPLICATION_CREDENTIAL_SECRET", secret.as_str()),
+    ];
+    let by_name = [
+        ("OS_AUTH_TYPE", "v3applicationcredential"),
+        ("OS_AUTH_URL", auth.as_str()),
+        ("OS_APPLICATION_CREDENTIAL_NAME", name.as_str()),
+        ("OS_USERNAME", "demo"),
+        ("OS_USER_DOMAIN_NAME", "Default"),
+        ("OS_APPLICATION_CREDENTIAL_SECRET", secret.as_str()),
+    ];
+    std::fs::write(
+        d.path().join("clouds.yaml"),
+        format!(
+            "clouds:\n  ci:\n    auth_type: v3applicationcredential\n    auth:\n      \
+             auth_url: {auth}\n      application_credential_id: {id}\n      \
+             application_credential_secret: {secret}\n    region_name: RegionOne\n"
+        ),
+    )
+    .unwrap();
+    let mut seen = String::new();
+    for (what, env, args) in [
+        ("by id", &by_id[..], vec!["--debug", "--upload"]),
+        ("by name", &by_name[..], vec!["-v"]),
+        ("clouds.yaml", &[("OS_CLOUD", "ci")][..], vec!["-v"]),
+    ] {
+        let mut a = args.clone();
+        a.extend(["--output=json", "a.img"]);
+        let out = df_env(d.path(), &a, env).ok();
+        assert!(
+            out.stderr.contains(&format!("POST {}/v2/images", s.glance)),
+            "{what}: the catalog's image endpoint: {out:#?}"
+        );
+        assert!(
+            ["queued", "active"].contains(&out.json()["status"].as_str().unwrap_or_default()),
+            "{what}: {out:#?}"
+        );
+        seen.push_str(&out.all());
+    }
+    assert!(!seen.contains(&secret), "secret printed:\n{seen}");
+    // A wrong secret: Keystone's 401 in one line, the secret not shown.
+    let mut bad = by_id.to_vec();
+    bad.retain(|(k, _)| *k != "OS_APPLICATION_CREDENTIAL_SECRET");
+    bad.push((
+        "OS_APPLICATION_CREDENTIAL_SECRET",
+        "wrong-secret-0123456789",
+    ));
+    let out = df_env(d.path(), &["a.img"], &bad);
+    out.failed_with(
+        1,
+        &["Keystone application credential authentication", "401"],
+    );
+    assert!(!out.all().contains("wrong-secret-0123456789"), "{out:#?}");
+    // What is missing is what this auth type needs (no password asked for).
+    let u = "--os-auth-url=http://127.0.0.1:9/v3";
+    let t = "--os-auth-type=v3applicationcredential";
+    let cases: Vec<(Vec<&str>, Vec<&str>, &str)> = vec![
+        (
+            vec![u, t, "a.img"],
+            vec![
+                "OS_APPLICATION_CREDENTIAL_SECRET",
+                "OS_APPLICATION_CREDENTIAL_ID",
+            ],
+            "OS_PASSWORD",
+        ),
+        (
+            vec![u, t, "--os-application-credential-id=x", "a.img"],
+            vec!["OS_APPLICATION_CREDENTIAL_SECRET"],
+            "OS_APPLICATION_CREDENTIAL_ID",
+        ),
+        (
+            vec![
+                u,
+                t,
+                "--os-application-credential-name=n",
+                "--os-application-credential-secret=sssss",
+                "a.img",
+            ],
+            vec!["--os-username"],
+            "OS_PASSWORD",
+        ),
+        (
+            vec![u, "--os-auth-type=kerberos", "a.img"],
+            vec!["--os-auth-type 'kerberos'"],
+            "OS_PASSWORD",
+        ),
+    ];
+    for (args, want, not) in cases {
+        let out = df(d.path(), &args);
+        out.failed_with(2, &want);
+        assert!(!out.stderr.contains(not), "{out:#?}");
+    }
+}

@@ -26,7 +26,9 @@ stream its data and check the registry's checksums against the ones computed whi
 Endpoint and credentials follow the OpenStack clients: --os-image-url/OS_IMAGE_URL with \
 --os-token/OS_AUTH_TOKEN (or OS_TOKEN); or Keystone v3 password auth (OS_AUTH_URL, OS_USERNAME, \
 OS_PASSWORD, OS_PROJECT_NAME or OS_PROJECT_ID, OS_USER_DOMAIN_NAME, OS_PROJECT_DOMAIN_NAME, \
-OS_REGION_NAME, OS_INTERFACE) with the image endpoint from the service catalog; or \
+OS_REGION_NAME, OS_INTERFACE) or application credential auth (OS_AUTH_TYPE=v3applicationcredential, \
+OS_APPLICATION_CREDENTIAL_ID or _NAME, OS_APPLICATION_CREDENTIAL_SECRET) with the image endpoint \
+from the service catalog; or \
 --os-cloud/OS_CLOUD from clouds.yaml (./, ~/.config/openstack, /etc/openstack). Command-line \
 flags win over environment variables, which win over clouds.yaml.\n\n\
 Every value is checked before anything is sent; a --disk-format must be in the registry's list \
@@ -211,6 +213,22 @@ pub struct RegisterArgs {
     /// Endpoint interface: public, internal or admin [env: OS_INTERFACE] (default: public)
     #[arg(long = "os-interface", value_name = "INTERFACE")]
     pub os_interface: Option<String>,
+
+    /// Authentication type: password, token or applicationcredential (v3 prefixes accepted) [env: OS_AUTH_TYPE] (default: what the credentials given are)
+    #[arg(long = "os-auth-type", value_name = "TYPE")]
+    pub os_auth_type: Option<String>,
+
+    /// Application credential ID [env: OS_APPLICATION_CREDENTIAL_ID]
+    #[arg(long = "os-application-credential-id", value_name = "ID")]
+    pub os_application_credential_id: Option<String>,
+
+    /// Application credential name (with --os-username or OS_USER_ID) [env: OS_APPLICATION_CREDENTIAL_NAME]
+    #[arg(long = "os-application-credential-name", value_name = "NAME")]
+    pub os_application_credential_name: Option<String>,
+
+    /// Application credential secret [env: OS_APPLICATION_CREDENTIAL_SECRET]
+    #[arg(long = "os-application-credential-secret", value_name = "SECRET")]
+    pub os_application_credential_secret: Option<String>,
 
     /// Cloud in clouds.yaml [env: OS_CLOUD]
     #[arg(long = "os-cloud", value_name = "NAME")]

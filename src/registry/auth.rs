@@ -29,8 +29,21 @@ pub struct Settings {
     pub interface: Option<String>,
     pub cacert: Option<String>,
     pub insecure: bool,
+    /// `auth_type` as given (`v3applicationcredential`, `password`, ...).
+    pub auth_type: Option<String>,
+    pub app_cred_id: Option<String>,
+    pub app_cred_name: Option<String>,
+    pub app_cred_secret: Option<Secret>,
     /// Where the settings came from, for error messages.
     pub cloud: Option<String>,
+}
+
+/// How to authenticate with Keystone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthType {
+    Password,
+    Token,
+    ApplicationCredential,
 }
 
 /// Where requests go and the token they carry.
@@ -67,6 +80,14 @@ impl Settings {
             args.os_password.clone(),
             env("OS_PASSWORD"),
             cloud.password.as_ref().map(|s| s.expose().to_string()),
+        ]);
+        let app_cred_secret = first(&[
+            args.os_application_credential_secret.clone(),
+            env("OS_APPLICATION_CREDENTIAL_SECRET"),
+            cloud
+                .app_cred_secret
+                .as_ref()
+                .map(|s| s.expose().to_string()),
         ]);
         let insecure_env = env("OS_INSECURE")
             .map(|v| matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "yes"))
@@ -119,6 +140,22 @@ impl Settings {
             ]),
             cacert: first(&[args.os_cacert.clone(), env("OS_CACERT"), cloud.cacert]),
             insecure: args.insecure || insecure_env || cloud.insecure,
+            auth_type: first(&[
+                args.os_auth_type.clone(),
+                env("OS_AUTH_TYPE"),
+                cloud.auth_type,
+            ]),
+            app_cred_id: first(&[
+                args.os_application_credential_id.clone(),
+                env("OS_APPLICATION_CREDENTIAL_ID"),
+                cloud.app_cred_id,
+            ]),
+            app_cred_name: first(&[
+                args.os_application_credential_name.clone(),
+                env("OS_APPLICATION_CREDENTIAL_NAME"),
+                cloud.app_cred_name,
+            ]),
+            app_cred_secret: app_cred_secret.map(Secret::new),
             cloud: cloud_name,
         })
     }
@@ -128,8 +165,37 @@ impl Settings {
         self.token
             .iter()
             .chain(self.password.iter())
+            .chain(self.app_cred_secret.iter())
             .map(|s| s.expose().to_string())
             .collect()
+    }
+
+    /// The auth type: as given, or what the credentials are (an
+    /// application credential secret without a password, a token, else a
+    /// password).
+    pub fn auth_type(&self) -> Result<AuthType> {
+        if let Some(t) = &self.auth_type {
+            let t = t.to_ascii_lowercase().replace(['-', '_'], "");
+            return match t.strip_prefix("v3").unwrap_or(&t) {
+                "password" => Ok(AuthType::Password),
+                "token" => Ok(AuthType::Token),
+                "applicationcredential" => Ok(AuthType::ApplicationCredential),
+                _ => Err(Error::Usage(format!(
+                    "--os-auth-type '{}': must be password, token or applicationcredential \
+                     (v3password, v3token, v3applicationcredential)",
+                    self.auth_type.as_deref().unwrap_or_default()
+                ))),
+            };
+        }
+        Ok(
+            if self.app_cred_secret.is_some() && self.password.is_none() {
+                AuthType::ApplicationCredential
+            } else if self.token.is_some() {
+                AuthType::Token
+            } else {
+                AuthType::Password
+            },
+        )
     }
 
     /// The endpoint interface asked for (`publicURL` spelled the old way
@@ -155,7 +221,34 @@ impl Settings {
                     .to_string(),
             ));
         }
-        if self.token.is_none() && self.auth_url.is_some() {
+        let auth_type = self.auth_type()?;
+        if self.auth_url.is_some() && auth_type == AuthType::ApplicationCredential {
+            let mut missing = Vec::new();
+            if self.app_cred_secret.is_none() {
+                missing
+                    .push("--os-application-credential-secret (OS_APPLICATION_CREDENTIAL_SECRET)");
+            }
+            if self.app_cred_id.is_none() && self.app_cred_name.is_none() {
+                missing.push(
+                    "--os-application-credential-id or --os-application-credential-name \
+                     (OS_APPLICATION_CREDENTIAL_ID, OS_APPLICATION_CREDENTIAL_NAME)",
+                );
+            }
+            if self.app_cred_id.is_none()
+                && self.app_cred_name.is_some()
+                && self.username.is_none()
+                && self.user_id.is_none()
+            {
+                missing.push("--os-username or OS_USER_ID (the credential's owner, with a name)");
+            }
+            if !missing.is_empty() {
+                return Err(Error::Usage(format!(
+                    "Keystone application credential auth at {} is missing {}",
+                    self.auth_url.as_deref().unwrap_or(""),
+                    missing.join(", ")
+                )));
+            }
+        } else if self.token.is_none() && self.auth_url.is_some() {
             let mut missing = Vec::new();
             if self.username.is_none() && self.user_id.is_none() {
                 missing.push("--os-username (OS_USERNAME)");
@@ -257,6 +350,41 @@ fn password_auth_body(s: &Settings, password: &Secret) -> Value {
     })
 }
 
+/// The Keystone v3 application-credential request body (an application
+/// credential is scoped already: no scope is sent).
+fn app_cred_auth_body(s: &Settings) -> Value {
+    let secret = s
+        .app_cred_secret
+        .as_ref()
+        .map(|x| x.expose().to_string())
+        .unwrap_or_default();
+    let mut cred = json!({ "secret": secret });
+    if let Some(id) = &s.app_cred_id {
+        cred["id"] = json!(id);
+    } else {
+        cred["name"] = json!(s.app_cred_name.clone().unwrap_or_default());
+        cred["user"] = match &s.user_id {
+            Some(id) => json!({ "id": id }),
+            None => {
+                let domain = match (&s.user_domain_id, &s.user_domain_name) {
+                    (Some(id), _) => json!({ "id": id }),
+                    (None, Some(n)) => json!({ "name": n }),
+                    (None, None) => json!({ "name": "Default" }),
+                };
+                json!({ "name": s.username.clone().unwrap_or_default(), "domain": domain })
+            }
+        };
+    }
+    json!({
+        "auth": {
+            "identity": {
+                "methods": ["application_credential"],
+                "application_credential": cred
+            }
+        }
+    })
+}
+
 /// Picks the image endpoint from a Keystone v3 catalog.
 pub fn image_endpoint(catalog: &Value, interface: &str, region: Option<&str>) -> Result<String> {
     let services = catalog.as_array().cloned().unwrap_or_default();
@@ -332,7 +460,12 @@ pub fn connect(s: &Settings, http: &Http, dry_run: bool) -> Result<Connection> {
     }
     let auth_url = s.auth_url.clone().unwrap_or_default();
     let v3 = keystone_v3(&auth_url)?;
+    let app_cred = s.auth_type()? == AuthType::ApplicationCredential;
     let (req, what) = match (&s.token, &s.password) {
+        _ if app_cred => (
+            Request::new("POST", format!("{v3}/auth/tokens")).json(app_cred_auth_body(s)),
+            "Keystone application credential authentication",
+        ),
         // A token without an image URL: ask Keystone for the token's catalog.
         (Some(t), _) => (
             Request::new("GET", format!("{v3}/auth/tokens"))
@@ -373,8 +506,8 @@ pub fn connect(s: &Settings, http: &Http, dry_run: bool) -> Result<Connection> {
         )));
     }
     let token = match &s.token {
-        Some(t) => t.clone(),
-        None => subject_token(&reply)?,
+        Some(t) if !app_cred => t.clone(),
+        _ => subject_token(&reply)?,
     };
     http.add_secret(token.expose());
     let body = reply.json(what)?;
@@ -490,6 +623,10 @@ fn cloud_settings(cloud: &serde_yaml_ng::Value, name: &str) -> Settings {
         interface: c("interface").or_else(|| c("endpoint_type")),
         cacert: c("cacert"),
         insecure,
+        auth_type: c("auth_type"),
+        app_cred_id: a("application_credential_id"),
+        app_cred_name: a("application_credential_name"),
+        app_cred_secret: a("application_credential_secret").map(Secret::new),
         cloud: Some(name.to_string()),
     }
 }

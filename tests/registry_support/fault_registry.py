@@ -1,6 +1,10 @@
 """A fault-injecting Image API v2 registry for the register security tests.
 
-    python fault_registry.py STATE_DIR MAIN OTHER TLS_SELF TLS_EXPIRED TLS_WRONGNAME
+    python fault_registry.py STATE_DIR
+
+It listens on ports the system chooses (no race with other processes for a
+port picked in advance) and, once every port listens, writes them to
+STATE_DIR/fault-tls/ports.json: {"main": P, "other": P, "tls-self": P, ...}.
 
 MAIN is a plain-http registry that behaves like Glance v2 (POST
 /v2/images, PUT .../file, GET and DELETE /v2/images/{id}) unless the image
@@ -309,9 +313,10 @@ def self_signed(path, names, expired=False):
     return path + ".pem", path + ".key"
 
 
-def serve(role, port, cert=None):
+def serve(role, cert=None):
     handler = type("H_" + role, (Handler,), {"role": role})
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    PORTS[role] = server.server_address[1]
     server.daemon_threads = True
     if cert:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -324,8 +329,6 @@ def serve(role, port, cert=None):
 
 def main():
     state = sys.argv[1]
-    main_port, other, tls_self, tls_expired, tls_wrong = (int(x) for x in sys.argv[2:7])
-    PORTS.update(main=main_port, other=other)
     tls = os.path.join(state, "fault-tls")
     os.makedirs(tls, exist_ok=True)
     certs = {
@@ -333,13 +336,13 @@ def main():
         "tls-expired": self_signed(os.path.join(tls, "expired"), ["127.0.0.1"], expired=True),
         "tls-wrongname": self_signed(os.path.join(tls, "wrongname"), ["registry.example"]),
     }
-    threads = [serve("main", main_port), serve("other", other),
-               serve("tls-self", tls_self, certs["tls-self"]),
-               serve("tls-expired", tls_expired, certs["tls-expired"]),
-               serve("tls-wrongname", tls_wrong, certs["tls-wrongname"])]
+    threads = [serve("main"), serve("other")]
+    threads += [serve(role, cert) for role, cert in certs.items()]
     # Ready: the certificates are written and every port listens.
-    with open(os.path.join(tls, "ready"), "w") as f:
-        f.write("ready\n")
+    tmp = os.path.join(tls, "ports.json.tmp")
+    with open(tmp, "w") as f:
+        json.dump(PORTS, f)
+    os.replace(tmp, os.path.join(tls, "ports.json"))
     for t in threads:
         t.join()
 

@@ -265,6 +265,23 @@ fn wait_tcp(port: u16, pid: i32, name: &str, state: &Path) {
     }
 }
 
+/// Waits for the JSON file a server writes once it listens (its ports).
+fn wait_ports(file: &Path, pid: i32, name: &str, state: &Path) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(text) = std::fs::read_to_string(file)
+            && let Ok(v) = serde_json::from_str::<serde_json::Value>(&text)
+        {
+            return v;
+        }
+        let r = unsafe { libc::waitpid(pid, std::ptr::null_mut(), libc::WNOHANG) };
+        if r == pid || Instant::now() > deadline {
+            panic!("{name} did not start; its log:\n{}", log_tail(state, name));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 fn start_all() -> Servers {
     let venv = venv();
     let state = tempfile::Builder::new()
@@ -282,7 +299,7 @@ fn start_all() -> Servers {
         free_port(),
         free_port(),
     );
-    let fault_ports: Vec<u16> = (0..5).map(|_| free_port()).collect();
+
     let tls_dir = state.join("tls");
     let s = |x: &str| x.to_string();
     let glance_env = vec![(
@@ -345,10 +362,7 @@ fn start_all() -> Servers {
         },
         Spawn {
             name: "fault",
-            args: std::iter::once(s("fault"))
-                .chain(std::iter::once(state.display().to_string()))
-                .chain(fault_ports.iter().map(|p| p.to_string()))
-                .collect(),
+            args: vec![s("fault"), state.display().to_string()],
             env: vec![],
         },
     ];
@@ -367,9 +381,16 @@ fn start_all() -> Servers {
     wait_ready(&format!("{v1}/v1/images/none"), pids[3], "v1", &state);
     wait_ready(&format!("{keystone}/v3"), pids[0], "keystone", &state);
     wait_tcp(pt, pids[4], "v1-tls", &state);
-    for p in &fault_ports {
-        wait_tcp(*p, pids[5], "fault", &state);
-    }
+    let fault_ports = wait_ports(
+        &state.join("fault-tls/ports.json"),
+        pids[5],
+        "fault",
+        &state,
+    );
+    let fault_url = |scheme: &str, role: &str| {
+        let port = fault_ports[role].as_u64().expect("fault port");
+        format!("{scheme}://127.0.0.1:{port}")
+    };
     let out = Command::new(venv.join("bin/python"))
         .arg(support_dir().join("serve.py"))
         .args([
@@ -400,11 +421,11 @@ fn start_all() -> Servers {
         v1_tls: format!("https://127.0.0.1:{pt}"),
         ca_pem: tls_dir.join("ca.pem"),
         fault: Fault {
-            main: format!("http://127.0.0.1:{}", fault_ports[0]),
-            other: format!("http://127.0.0.1:{}", fault_ports[1]),
-            tls_self: format!("https://127.0.0.1:{}", fault_ports[2]),
-            tls_expired: format!("https://127.0.0.1:{}", fault_ports[3]),
-            tls_wrongname: format!("https://127.0.0.1:{}", fault_ports[4]),
+            main: fault_url("http", "main"),
+            other: fault_url("http", "other"),
+            tls_self: fault_url("https", "tls-self"),
+            tls_expired: fault_url("https", "tls-expired"),
+            tls_wrongname: fault_url("https", "tls-wrongname"),
             tls_dir: state.join("fault-tls"),
         },
         state,

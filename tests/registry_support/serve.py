@@ -4,8 +4,8 @@
     python serve.py keystone STATE_DIR PORT
     python serve.py keystone-setup KEYSTONE_URL ADMIN_PASSWORD GLANCE_URL
     python serve.py v1 PORT [TOKEN [TLS_DIR]]   (TLS_DIR: serve HTTPS, CA in TLS_DIR/ca.pem)
-    python serve.py fault STATE_DIR MAIN OTHER TLS_SELF TLS_EXPIRED TLS_WRONGNAME
-                                                 (fault_registry.py: the fault-injecting registry)
+    python serve.py fault STATE_DIR              (fault_registry.py: the fault-injecting registry;
+                                                 its ports in STATE_DIR/fault-tls/ports.json)
 
 `glance` and `keystone` write a config under STATE_DIR, migrate a sqlite
 database and then exec gunicorn (same pid), so the caller stops the server
