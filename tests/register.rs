@@ -1925,3 +1925,53 @@ fn keystone_application_credentials() {
         assert!(!out.stderr.contains(not), "{out:#?}");
     }
 }
+
+#[test]
+fn clouds_yaml_with_secure_yaml_and_profiles() {
+    let s = servers();
+    let d = tempdir();
+    std::fs::write(d.path().join("a.img"), vec![1u8; 4096]).unwrap();
+    let auth = format!("{}/v3", s.keystone);
+    // The password only in secure.yaml; the auth URL and region only in
+    // a clouds-public.yaml profile (in ~/.config/openstack).
+    std::fs::write(
+        d.path().join("clouds.yaml"),
+        "clouds:\n  sec:\n    profile: lab\n    auth:\n      username: demo\n      \
+         project_name: demo\n  noprofile:\n    profile: nowhere\n    auth: {username: demo}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        d.path().join("secure.yaml"),
+        format!("clouds:\n  sec:\n    auth:\n      password: {DEMO_PASSWORD}\n"),
+    )
+    .unwrap();
+    let conf = d.path().join(".config/openstack");
+    std::fs::create_dir_all(&conf).unwrap();
+    std::fs::write(
+        conf.join("clouds-public.yaml"),
+        format!(
+            "public-clouds:\n  lab:\n    auth:\n      auth_url: {auth}\n      \
+             user_domain_name: Default\n      project_domain_name: Default\n    \
+             region_name: RegionOne\n"
+        ),
+    )
+    .unwrap();
+    let out = df(
+        d.path(),
+        &["--os-cloud", "sec", "-v", "--output=json", "a.img"],
+    )
+    .ok();
+    assert_eq!(out.json()["status"], "queued");
+    assert!(
+        out.stderr.contains(&format!("POST {auth}/auth/tokens")),
+        "{out:#?}"
+    );
+    assert!(!out.all().contains(DEMO_PASSWORD), "{out:#?}");
+    // Without secure.yaml the password is what is missing.
+    std::fs::remove_file(d.path().join("secure.yaml")).unwrap();
+    let out = df(d.path(), &["--os-cloud", "sec", "a.img"]);
+    out.failed_with(2, &["missing --os-password"]);
+    // A profile found nowhere is named.
+    let out = df(d.path(), &["--os-cloud", "noprofile", "a.img"]);
+    out.failed_with(2, &["profile 'nowhere'", "clouds-public.yaml"]);
+}

@@ -29,7 +29,8 @@ OS_PASSWORD, OS_PROJECT_NAME or OS_PROJECT_ID, OS_USER_DOMAIN_NAME, OS_PROJECT_D
 OS_REGION_NAME, OS_INTERFACE) or application credential auth (OS_AUTH_TYPE=v3applicationcredential, \
 OS_APPLICATION_CREDENTIAL_ID or _NAME, OS_APPLICATION_CREDENTIAL_SECRET) with the image endpoint \
 from the service catalog; or \
---os-cloud/OS_CLOUD from clouds.yaml (./, ~/.config/openstack, /etc/openstack). Command-line \
+--os-cloud/OS_CLOUD from clouds.yaml (./, ~/.config/openstack, /etc/openstack; secure.yaml \
+merged over it, clouds-public.yaml profiles under it). Command-line \
 flags win over environment variables, which win over clouds.yaml.\n\n\
 Every value is checked before anything is sent; a --disk-format must be in the registry's list \
 and must not contradict the file's detected format (a qcow2 declared raw would expose its \

@@ -7,7 +7,6 @@ use super::http::{Http, Reply, Request, Secret};
 use crate::cli::register::RegisterArgs;
 use crate::error::{Error, Result};
 use serde_json::{Value, json};
-use std::path::PathBuf;
 
 /// Everything about where to connect and as whom, merged from flags,
 /// environment and clouds.yaml.
@@ -54,7 +53,7 @@ pub struct Connection {
     pub token: Option<Secret>,
 }
 
-fn env(name: &str) -> Option<String> {
+pub(crate) fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
 }
 
@@ -67,7 +66,7 @@ impl Settings {
     pub fn gather(args: &RegisterArgs) -> Result<Settings> {
         let cloud_name = first(&[args.os_cloud.clone(), env("OS_CLOUD")]);
         let cloud = match &cloud_name {
-            Some(name) => load_cloud(name)?,
+            Some(name) => super::clouds::load_cloud(name)?,
             None => Settings::default(),
         };
         let token = first(&[
@@ -535,100 +534,6 @@ fn subject_token(reply: &Reply) -> Result<Secret> {
         .ok_or_else(|| {
             Error::Failed("Keystone answered without an X-Subject-Token header".to_string())
         })
-}
-
-/// The clouds.yaml files searched, in order (as openstacksdk does).
-fn clouds_yaml_paths() -> Vec<PathBuf> {
-    let mut v = Vec::new();
-    if let Some(p) = env("OS_CLIENT_CONFIG_FILE") {
-        v.push(PathBuf::from(p));
-    }
-    v.push(PathBuf::from("clouds.yaml"));
-    v.push(PathBuf::from("clouds.yml"));
-    if let Some(home) = env("HOME") {
-        let base = env("XDG_CONFIG_HOME")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(&home).join(".config"));
-        v.push(base.join("openstack/clouds.yaml"));
-        v.push(base.join("openstack/clouds.yml"));
-    }
-    v.push(PathBuf::from("/etc/openstack/clouds.yaml"));
-    v.push(PathBuf::from("/etc/openstack/clouds.yml"));
-    v
-}
-
-/// The settings of cloud `name` from the first clouds.yaml that has it.
-pub fn load_cloud(name: &str) -> Result<Settings> {
-    let mut looked = Vec::new();
-    for path in clouds_yaml_paths() {
-        let text = match std::fs::read_to_string(&path) {
-            Ok(t) => t,
-            Err(_) => continue,
-        };
-        looked.push(path.display().to_string());
-        let doc: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).map_err(|e| {
-            Error::Usage(format!(
-                "{}: not valid YAML: {}",
-                path.display(),
-                super::http::one_line(&e.to_string())
-            ))
-        })?;
-        let Some(cloud) = doc.get("clouds").and_then(|c| c.get(name)) else {
-            continue;
-        };
-        return Ok(cloud_settings(cloud, name));
-    }
-    Err(Error::Usage(format!(
-        "--os-cloud '{name}': no such cloud in {}",
-        if looked.is_empty() {
-            "any clouds.yaml (none found in ./, ~/.config/openstack, /etc/openstack)".to_string()
-        } else {
-            looked.join(", ")
-        }
-    )))
-}
-
-fn cloud_settings(cloud: &serde_yaml_ng::Value, name: &str) -> Settings {
-    let text = |v: Option<&serde_yaml_ng::Value>| -> Option<String> {
-        match v? {
-            serde_yaml_ng::Value::String(s) => Some(s.clone()),
-            serde_yaml_ng::Value::Number(n) => Some(n.to_string()),
-            serde_yaml_ng::Value::Bool(b) => Some(b.to_string()),
-            _ => None,
-        }
-    };
-    let auth = cloud.get("auth");
-    let a = |k: &str| text(auth.and_then(|a| a.get(k)));
-    let c = |k: &str| text(cloud.get(k));
-    let verify = cloud.get("verify");
-    let insecure = matches!(verify, Some(serde_yaml_ng::Value::Bool(false)))
-        || matches!(
-            cloud.get("insecure"),
-            Some(serde_yaml_ng::Value::Bool(true))
-        );
-    Settings {
-        image_url: c("image_endpoint_override").or_else(|| a("endpoint")),
-        token: a("token").map(Secret::new),
-        auth_url: a("auth_url"),
-        username: a("username"),
-        user_id: a("user_id"),
-        password: a("password").map(Secret::new),
-        project_name: a("project_name").or_else(|| a("tenant_name")),
-        project_id: a("project_id").or_else(|| a("tenant_id")),
-        user_domain_name: a("user_domain_name").or_else(|| a("domain_name")),
-        user_domain_id: a("user_domain_id").or_else(|| a("domain_id")),
-        project_domain_name: a("project_domain_name").or_else(|| a("domain_name")),
-        project_domain_id: a("project_domain_id").or_else(|| a("domain_id")),
-        region_name: c("region_name"),
-        interface: c("interface").or_else(|| c("endpoint_type")),
-        cacert: c("cacert"),
-        insecure,
-        auth_type: c("auth_type"),
-        app_cred_id: a("application_credential_id"),
-        app_cred_name: a("application_credential_name"),
-        app_cred_secret: a("application_credential_secret").map(Secret::new),
-        cloud: Some(name.to_string()),
-    }
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@
 
 pub mod auth;
 pub mod certs;
+pub mod clouds;
 pub mod connect;
 pub mod disk_format;
 pub mod glance_v1;
