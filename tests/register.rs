@@ -1975,3 +1975,52 @@ fn clouds_yaml_with_secure_yaml_and_profiles() {
     let out = df(d.path(), &["--os-cloud", "noprofile", "a.img"]);
     out.failed_with(2, &["profile 'nowhere'", "clouds-public.yaml"]);
 }
+
+#[test]
+fn keystone_token_auth() {
+    let s = servers();
+    let d = tempdir();
+    std::fs::write(d.path().join("a.img"), vec![3u8; 4096]).unwrap();
+    let auth = format!("{}/v3", s.keystone);
+    let token = keystone_token(&s.keystone);
+    // v3token with a project: a new token for it, the catalog's endpoint.
+    let env = [
+        ("OS_AUTH_TYPE", "v3token"),
+        ("OS_AUTH_URL", auth.as_str()),
+        ("OS_TOKEN", token.as_str()),
+        ("OS_PROJECT_NAME", "demo"),
+    ];
+    let out = df_env(d.path(), &["-v", "--output=json", "a.img"], &env).ok();
+    assert_eq!(out.json()["status"], "queued");
+    assert!(
+        out.stderr.contains(&format!("POST {auth}/auth/tokens"))
+            && out.stderr.contains(&format!("POST {}/v2/images", s.glance)),
+        "{out:#?}"
+    );
+    let out = df_env(d.path(), &["--dry-run", "--debug", "a.img"], &env).ok();
+    assert!(out.stdout.contains("\"methods\""), "{out:#?}");
+    assert!(!out.all().contains(&token), "token printed: {out:#?}");
+    // A token Keystone does not know: its answer (404 for a malformed
+    // Fernet token) in one line.
+    let bad = [
+        ("OS_AUTH_TYPE", "v3token"),
+        ("OS_AUTH_URL", auth.as_str()),
+        ("OS_TOKEN", "gAAAAA-not-a-token-at-all"),
+        ("OS_PROJECT_NAME", "demo"),
+    ];
+    df_env(d.path(), &["a.img"], &bad).failed_with(
+        1,
+        &[
+            "Keystone token authentication failed",
+            "Could not recognize Fernet token",
+        ],
+    );
+    // v3token without a token: that is what is missing, nothing else.
+    let out = df_env(
+        d.path(),
+        &["a.img"],
+        &[("OS_AUTH_TYPE", "v3token"), ("OS_AUTH_URL", auth.as_str())],
+    );
+    out.failed_with(2, &["token auth", "missing --os-token"]);
+    assert!(!out.stderr.contains("OS_PASSWORD"), "{out:#?}");
+}

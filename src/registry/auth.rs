@@ -247,6 +247,15 @@ impl Settings {
                     missing.join(", ")
                 )));
             }
+        } else if self.auth_url.is_some()
+            && auth_type == AuthType::Token
+            && self.auth_type.is_some()
+            && self.token.is_none()
+        {
+            return Err(Error::Usage(format!(
+                "Keystone token auth at {} is missing --os-token (OS_AUTH_TOKEN, OS_TOKEN)",
+                self.auth_url.as_deref().unwrap_or("")
+            )));
         } else if self.token.is_none() && self.auth_url.is_some() {
             let mut missing = Vec::new();
             if self.username.is_none() && self.user_id.is_none() {
@@ -330,7 +339,17 @@ fn password_auth_body(s: &Settings, password: &Secret) -> Value {
         user["name"] = json!(s.username.clone().unwrap_or_default());
         user["domain"] = user_domain;
     }
-    let project = match (&s.project_id, &s.project_name) {
+    json!({
+        "auth": {
+            "identity": { "methods": ["password"], "password": { "user": user } },
+            "scope": { "project": project_scope(s) }
+        }
+    })
+}
+
+/// The project to scope a token to.
+fn project_scope(s: &Settings) -> Value {
+    match (&s.project_id, &s.project_name) {
         (Some(id), _) => json!({ "id": id }),
         (None, name) => {
             let domain = match (&s.project_domain_id, &s.project_domain_name) {
@@ -340,11 +359,16 @@ fn password_auth_body(s: &Settings, password: &Secret) -> Value {
             };
             json!({ "name": name.clone().unwrap_or_default(), "domain": domain })
         }
-    };
+    }
+}
+
+/// The Keystone v3 token-auth body: a new token for the project, from
+/// the one given (`v3token`).
+fn token_auth_body(s: &Settings, token: &Secret) -> Value {
     json!({
         "auth": {
-            "identity": { "methods": ["password"], "password": { "user": user } },
-            "scope": { "project": project }
+            "identity": { "methods": ["token"], "token": { "id": token.expose() } },
+            "scope": { "project": project_scope(s) }
         }
     })
 }
@@ -451,7 +475,12 @@ pub fn connect(s: &Settings, http: &Http, dry_run: bool) -> Result<Connection> {
             token: s.token.clone(),
         });
     }
-    if let (Some(url), Some(_)) = (&s.image_url, &s.token) {
+    let auth_type = s.auth_type()?;
+    // `v3token` with a project: the token given buys one for that project.
+    let rescope = auth_type == AuthType::Token
+        && s.auth_type.is_some()
+        && (s.project_id.is_some() || s.project_name.is_some());
+    if let (Some(url), Some(_), false) = (&s.image_url, &s.token, rescope) {
         return Ok(Connection {
             image_url: unversioned(url),
             token: s.token.clone(),
@@ -459,11 +488,15 @@ pub fn connect(s: &Settings, http: &Http, dry_run: bool) -> Result<Connection> {
     }
     let auth_url = s.auth_url.clone().unwrap_or_default();
     let v3 = keystone_v3(&auth_url)?;
-    let app_cred = s.auth_type()? == AuthType::ApplicationCredential;
+    let app_cred = auth_type == AuthType::ApplicationCredential;
     let (req, what) = match (&s.token, &s.password) {
         _ if app_cred => (
             Request::new("POST", format!("{v3}/auth/tokens")).json(app_cred_auth_body(s)),
             "Keystone application credential authentication",
+        ),
+        (Some(t), _) if rescope => (
+            Request::new("POST", format!("{v3}/auth/tokens")).json(token_auth_body(s, t)),
+            "Keystone token authentication",
         ),
         // A token without an image URL: ask Keystone for the token's catalog.
         (Some(t), _) => (
@@ -505,7 +538,7 @@ pub fn connect(s: &Settings, http: &Http, dry_run: bool) -> Result<Connection> {
         )));
     }
     let token = match &s.token {
-        Some(t) if !app_cred => t.clone(),
+        Some(t) if !app_cred && !rescope => t.clone(),
         _ => subject_token(&reply)?,
     };
     http.add_secret(token.expose());

@@ -174,7 +174,8 @@ pub fn redact_header(name: &str, value: &str) -> String {
     }
 }
 
-/// Replaces the values of secret keys (`password`, ...) in a JSON tree.
+/// Replaces the values of secret keys (`password`, ...) in a JSON tree,
+/// and the id of a token given to Keystone (`"token": {"id": ...}`).
 pub fn redact_json(v: &mut serde_json::Value) {
     match v {
         serde_json::Value::Object(map) => {
@@ -182,6 +183,12 @@ pub fn redact_json(v: &mut serde_json::Value) {
                 if SECRET_KEYS.contains(&k.as_str()) && val.is_string() {
                     *val = serde_json::Value::String(REDACTED.to_string());
                 } else {
+                    if k == "token"
+                        && let Some(id) = val.get_mut("id")
+                        && id.is_string()
+                    {
+                        *id = serde_json::Value::String(REDACTED.to_string());
+                    }
                     redact_json(val);
                 }
             }
@@ -215,6 +222,15 @@ mod tests {
                 "{name} (bytes)"
             );
         }
+    }
+
+    #[test]
+    fn keystone_bodies_are_redacted() {
+        let mut v = serde_json::json!({"auth": {"identity": {"methods": ["token"],
+            "token": {"id": "tok-given"}, "password": {"user": {"password": "pw"}}}}});
+        redact_json(&mut v);
+        let t = v.to_string();
+        assert!(!t.contains("tok-given") && !t.contains("\"pw\""), "{t}");
     }
 
     #[test]
