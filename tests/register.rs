@@ -2024,3 +2024,63 @@ fn keystone_token_auth() {
     out.failed_with(2, &["token auth", "missing --os-token"]);
     assert!(!out.stderr.contains("OS_PASSWORD"), "{out:#?}");
 }
+
+#[test]
+fn client_certificates() {
+    let s = servers();
+    let d = tempdir();
+    std::fs::write(d.path().join("a.img"), vec![5u8; 4096]).unwrap();
+    let t = &s.fault.tls_dir;
+    let p = |n: &str| t.join(n).display().to_string();
+    let url = format!("--os-image-url={}", s.fault.tls_clientcert);
+    let ca = format!("--os-cacert={}", p("selfsigned.pem"));
+    let cert = format!("--os-cert={}", p("client.pem"));
+    let key = format!("--os-key={}", p("client.key"));
+    let combined = format!("--os-cert={}", p("client-combined.pem"));
+    let wrong_cert = format!("--os-cert={}", p("selfsigned.pem"));
+    let wrong_key = format!("--os-key={}", p("selfsigned.key"));
+    // (args, env, exit code, parts of the error line)
+    type Case<'a> = (Vec<&'a str>, Vec<(&'a str, String)>, i32, Vec<&'a str>);
+    let cases: Vec<Case> = vec![
+        (vec![&cert, &key], vec![], 0, vec![]),
+        (vec![&combined], vec![], 0, vec![]),
+        (
+            vec![],
+            vec![("OS_CERT", p("client.pem")), ("OS_KEY", p("client.key"))],
+            0,
+            vec![],
+        ),
+        (
+            vec![],
+            vec![],
+            1,
+            vec!["wants a client certificate", "--os-cert"],
+        ),
+        (
+            vec![&wrong_cert, &wrong_key],
+            vec![],
+            1,
+            vec!["refused the client certificate"],
+        ),
+        (
+            vec![&cert],
+            vec![],
+            2,
+            vec!["client.pem", "no PEM private key"],
+        ),
+        (vec![&key], vec![], 2, vec!["--os-key", "needs --os-cert"]),
+    ];
+    for (extra, env, code, parts) in cases {
+        let mut args = vec![url.as_str(), ca.as_str(), "--output=json"];
+        args.extend(extra.iter().copied());
+        args.push("a.img");
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let out = df_env(d.path(), &args, &env);
+        if code == 0 {
+            assert_eq!(out.ok().json()["status"], "queued");
+        } else {
+            // One line: a refused handshake is not retried.
+            out.failed_with(code, &parts);
+        }
+    }
+}

@@ -239,6 +239,14 @@ pub struct RegisterArgs {
     #[arg(long = "os-cacert", value_name = "FILE")]
     pub os_cacert: Option<String>,
 
+    /// Client certificate (PEM; may hold the key too) for registries that want one [env: OS_CERT]
+    #[arg(long = "os-cert", value_name = "FILE")]
+    pub os_cert: Option<String>,
+
+    /// Private key (PEM) of --os-cert [env: OS_KEY]
+    #[arg(long = "os-key", value_name = "FILE")]
+    pub os_key: Option<String>,
+
     /// Do not verify TLS certificates
     #[arg(long = "insecure")]
     pub insecure: bool,

@@ -27,6 +27,9 @@ pub struct Settings {
     pub region_name: Option<String>,
     pub interface: Option<String>,
     pub cacert: Option<String>,
+    /// Client certificate and key files (PEM).
+    pub cert: Option<String>,
+    pub key: Option<String>,
     pub insecure: bool,
     /// `auth_type` as given (`v3applicationcredential`, `password`, ...).
     pub auth_type: Option<String>,
@@ -138,6 +141,8 @@ impl Settings {
                 cloud.interface,
             ]),
             cacert: first(&[args.os_cacert.clone(), env("OS_CACERT"), cloud.cacert]),
+            cert: first(&[args.os_cert.clone(), env("OS_CERT"), cloud.cert]),
+            key: first(&[args.os_key.clone(), env("OS_KEY"), cloud.key]),
             insecure: args.insecure || insecure_env || cloud.insecure,
             auth_type: first(&[
                 args.os_auth_type.clone(),

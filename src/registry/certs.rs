@@ -27,8 +27,18 @@ pub enum Roots {
     Insecure,
 }
 
-/// The rustls client configuration for `roots`.
-pub fn client_config(roots: Roots) -> Result<Arc<rustls::ClientConfig>, String> {
+/// A client certificate chain and its private key.
+pub type Identity = (
+    Vec<CertificateDer<'static>>,
+    rustls::pki_types::PrivateKeyDer<'static>,
+);
+
+/// The rustls client configuration for `roots`, presenting `identity`
+/// when the server asks for a client certificate.
+pub fn client_config(
+    roots: Roots,
+    identity: Option<Identity>,
+) -> Result<Arc<rustls::ClientConfig>, String> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let verifier: Arc<dyn ServerCertVerifier> = match roots {
         Roots::System => Arc::new(BundleVerifier {
@@ -55,12 +65,17 @@ pub fn client_config(roots: Roots) -> Result<Arc<rustls::ClientConfig>, String> 
         }
         Roots::Insecure => Arc::new(NoVerifier(provider.clone())),
     };
-    let config = rustls::ClientConfig::builder_with_provider(provider)
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(rustls::ALL_VERSIONS)
         .map_err(|e| e.to_string())?
         .dangerous()
-        .with_custom_certificate_verifier(verifier)
-        .with_no_client_auth();
+        .with_custom_certificate_verifier(verifier);
+    let config = match identity {
+        Some((chain, key)) => builder
+            .with_client_auth_cert(chain, key)
+            .map_err(|e| format!("--os-cert/--os-key: {e}"))?,
+        None => builder.with_no_client_auth(),
+    };
     Ok(Arc::new(config))
 }
 
@@ -401,7 +416,26 @@ pub fn explain(e: &rustls::Error, host: &str) -> String {
             other => cert(format!("{other:?}")),
         },
         rustls::Error::AlertReceived(a) => {
-            format!("TLS handshake with {host} failed: the server sent the alert {a:?}")
+            use rustls::AlertDescription as A;
+            let why = match a {
+                A::CertificateRequired => {
+                    "it wants a client certificate: give it with --os-cert (OS_CERT) and \
+                     --os-key (OS_KEY)"
+                }
+                A::BadCertificate
+                | A::UnknownCA
+                | A::CertificateExpired
+                | A::CertificateRevoked
+                | A::CertificateUnknown
+                | A::UnsupportedCertificate
+                | A::AccessDenied => "it refused the client certificate (--os-cert)",
+                _ => "",
+            };
+            if why.is_empty() {
+                format!("TLS handshake with {host} failed: the server sent the alert {a:?}")
+            } else {
+                format!("TLS handshake with {host} failed: {why} (alert {a:?})")
+            }
         }
         other => format!("TLS handshake with {host} failed: {other}"),
     }

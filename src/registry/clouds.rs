@@ -166,6 +166,8 @@ fn cloud_settings(cloud: &Value, name: &str) -> Settings {
         region_name: c("region_name"),
         interface: c("interface").or_else(|| c("endpoint_type")),
         cacert: c("cacert"),
+        cert: c("cert"),
+        key: c("key"),
         insecure,
         auth_type: c("auth_type"),
         app_cred_id: a("application_credential_id"),

@@ -176,9 +176,19 @@ impl Transport for TlsTransport {
         }
         self.stream.get_mut().set_timeout(timeout);
         let input = self.buffers.input_append_buf();
-        let n = self.stream.read(input).map_err(tls_error)?;
-        self.buffers.input_appended(n);
-        Ok(n > 0)
+        match self.stream.read(input) {
+            Ok(n) => {
+                self.buffers.input_appended(n);
+                Ok(n > 0)
+            }
+            // rustls flushes before it reads: a peer that stopped reading
+            // (after an alert, say) fails that write; read what it sent.
+            Err(e) if peer_stopped(&e) => {
+                self.write_failed = true;
+                self.read_only(timeout)
+            }
+            Err(e) => Err(tls_error(e)),
+        }
     }
 
     fn is_open(&mut self) -> bool {
@@ -222,11 +232,17 @@ pub struct Guard<T> {
     closed: bool,
 }
 
+fn peer_stopped(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::BrokenPipe
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionAborted
+    )
+}
+
 fn peer_stopped_reading(e: &ureq::Error) -> bool {
-    matches!(e, ureq::Error::Io(io) if matches!(
-        io.kind(),
-        io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted
-    ))
+    matches!(e, ureq::Error::Io(io) if peer_stopped(io))
 }
 
 impl<T: Transport> Transport for Guard<T> {

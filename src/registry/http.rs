@@ -49,6 +49,9 @@ pub struct HttpSettings {
     /// Retries after a 5xx answer or a connection failure.
     pub retries: u32,
     pub ca_file: Option<String>,
+    /// Client certificate (chain, maybe with its key) and key, PEM.
+    pub cert_file: Option<String>,
+    pub key_file: Option<String>,
     pub insecure: bool,
     pub log: LogLevel,
     /// Say on stderr when a request is retried (off with `--quiet`).
@@ -251,6 +254,46 @@ fn roots(settings: &HttpSettings) -> Result<Roots> {
     Ok(Roots::Bundle(certs))
 }
 
+/// The client certificate chain and key (`--os-cert`, `--os-key`).
+fn client_identity(settings: &HttpSettings) -> Result<Option<certs::Identity>> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let Some(cert) = &settings.cert_file else {
+        return match &settings.key_file {
+            Some(_) => Err(Error::Usage(
+                "--os-key (OS_KEY) needs --os-cert (OS_CERT), the certificate it belongs to"
+                    .to_string(),
+            )),
+            None => Ok(None),
+        };
+    };
+    let read = |flag: &str, f: &str| {
+        std::fs::read(f)
+            .map_err(|e| Error::usage_for(f, format!("{flag}: {}", crate::error::describe_io(&e))))
+    };
+    let pem = read("--os-cert", cert)?;
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&pem)
+        .filter_map(|c| c.ok())
+        .collect();
+    if chain.is_empty() {
+        return Err(Error::usage_for(
+            cert,
+            "--os-cert: no PEM certificate in the file",
+        ));
+    }
+    let (key_pem, key_path) = match &settings.key_file {
+        Some(k) => (read("--os-key", k)?, k.as_str()),
+        None => (pem, cert.as_str()),
+    };
+    let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|_| {
+        Error::usage_for(
+            key_path,
+            "no PEM private key in the file (give it with --os-key / OS_KEY)",
+        )
+    })?;
+    Ok(Some((chain, key)))
+}
+
 /// True for the statuses that redirect (300 is a choice, not a redirect).
 fn is_redirect(status: u16) -> bool {
     matches!(status, 301 | 302 | 303 | 307 | 308)
@@ -301,12 +344,14 @@ fn resolve_location(base: &str, location: &str) -> Option<String> {
 
 impl Http {
     pub fn new(settings: HttpSettings) -> Result<Self> {
-        let tls = certs::client_config(roots(&settings)?).map_err(|e| {
-            Error::Usage(match &settings.ca_file {
-                Some(ca) => format!("--os-cacert '{ca}': {e}"),
-                None => format!("TLS setup failed: {e}"),
-            })
-        })?;
+        let tls =
+            certs::client_config(roots(&settings)?, client_identity(&settings)?).map_err(|e| {
+                Error::Usage(match &settings.ca_file {
+                    _ if e.starts_with("--os-cert") => e,
+                    Some(ca) => format!("--os-cacert '{ca}': {e}"),
+                    None => format!("TLS setup failed: {e}"),
+                })
+            })?;
         let t = Some(settings.timeout);
         let base = || {
             ureq::Agent::config_builder()

@@ -133,6 +133,8 @@ fn register(args: &RegisterArgs, settings: Settings, secrets: &Scrubber) -> Resu
         timeout: parse_timeout(args.timeout.as_deref())?,
         retries: parse_retries(args.retries.as_deref())?,
         ca_file: settings.cacert.clone(),
+        cert_file: settings.cert.clone(),
+        key_file: settings.key.clone(),
         insecure: settings.insecure,
         log,
         announce_retries: !args.quiet,

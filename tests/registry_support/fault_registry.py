@@ -19,6 +19,10 @@ self-signed certificates written to STATE_DIR/fault-tls/:
     expired.pem     the same, but expired
     wrongname.pem   the same, but only for registry.example
 
+and a fourth TLS port (tls-clientcert) serves selfsigned.pem and wants a
+client certificate signed by client-ca.pem: client.pem with client.key
+(or client-combined.pem, certificate and key in one file) is one.
+
 Every request is logged (port role, method, path, X-Auth-Token) and
 `GET /_log` on any port returns the log as JSON. A pre-existing active
 image PROD_ID ("prod-golden") must never be touched by diskforge.
@@ -313,7 +317,43 @@ def self_signed(path, names, expired=False):
     return path + ".pem", path + ".key"
 
 
-def serve(role, cert=None):
+def client_certs(tls):
+    """A client CA and a client certificate (client.pem, client.key) it signed."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    t = datetime.datetime.now(datetime.timezone.utc)
+    day = datetime.timedelta(days=1)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "fault client CA")])
+    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name)
+          .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
+          .not_valid_before(t - day).not_valid_after(t + 30 * day)
+          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+          .sign(ca_key, hashes.SHA256()))
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "ci-runner")]))
+            .issuer_name(ca_name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(t - day).not_valid_after(t + 30 * day)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    pem = serialization.Encoding.PEM
+    key_pem = key.private_bytes(pem, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption())
+    files = {"client-ca.pem": ca.public_bytes(pem), "client.pem": cert.public_bytes(pem),
+             "client.key": key_pem, "client-combined.pem": cert.public_bytes(pem) + key_pem}
+    for name, data in files.items():
+        with open(os.path.join(tls, name), "wb") as f:
+            f.write(data)
+    return os.path.join(tls, "client-ca.pem")
+
+
+def serve(role, cert=None, client_ca=None):
     handler = type("H_" + role, (Handler,), {"role": role})
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     PORTS[role] = server.server_address[1]
@@ -321,6 +361,9 @@ def serve(role, cert=None):
     if cert:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(*cert)
+        if client_ca:
+            ctx.verify_mode = ssl.CERT_REQUIRED
+            ctx.load_verify_locations(cafile=client_ca)
         server.socket = ctx.wrap_socket(server.socket, server_side=True)
     t = threading.Thread(target=server.serve_forever, daemon=True)
     t.start()
@@ -338,6 +381,7 @@ def main():
     }
     threads = [serve("main"), serve("other")]
     threads += [serve(role, cert) for role, cert in certs.items()]
+    threads.append(serve("tls-clientcert", certs["tls-self"], client_certs(tls)))
     # Ready: the certificates are written and every port listens.
     tmp = os.path.join(tls, "ports.json.tmp")
     with open(tmp, "w") as f:

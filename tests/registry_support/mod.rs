@@ -57,6 +57,9 @@ pub struct Fault {
     pub tls_expired: String,
     /// ... and with one for another name (registry.example).
     pub tls_wrongname: String,
+    /// `tls_self`'s certificate, and a client certificate required
+    /// (client.pem + client.key, or client-combined.pem).
+    pub tls_clientcert: String,
     /// Where the certificates are (selfsigned.pem, expired.pem, wrongname.pem).
     pub tls_dir: PathBuf,
 }
@@ -426,6 +429,7 @@ fn start_all() -> Servers {
             tls_self: fault_url("https", "tls-self"),
             tls_expired: fault_url("https", "tls-expired"),
             tls_wrongname: fault_url("https", "tls-wrongname"),
+            tls_clientcert: fault_url("https", "tls-clientcert"),
             tls_dir: state.join("fault-tls"),
         },
         state,
