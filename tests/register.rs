@@ -2084,3 +2084,107 @@ fn client_certificates() {
         }
     }
 }
+
+#[test]
+fn openstack_idiom_and_output_formats() {
+    let s = servers();
+    let d = tempdir();
+    let path = d.path().join("a.img");
+    std::fs::write(&path, vec![6u8; 65536]).unwrap();
+    let url = format!("--os-image-url={}", s.glance);
+    // `openstack image create --file FILE ... NAME`: the argument is the
+    // name; `-f value -c id` prints the id alone.
+    let out = df(
+        d.path(),
+        &[
+            &url,
+            "--file",
+            "a.img",
+            "--disk-format",
+            "raw",
+            "--container-format",
+            "bare",
+            "my-image",
+            "-f",
+            "value",
+            "-c",
+            "id",
+        ],
+    )
+    .ok();
+    let id = out.stdout.trim_end().to_string();
+    assert_eq!(out.stdout, format!("{id}\n"), "{out:#?}");
+    let (status, rec) = image(&s.glance, &id, None);
+    assert_eq!(status, 200);
+    assert_eq!(rec["name"], "my-image");
+    assert_eq!(rec["status"], "active");
+    // (args, what stdout must be or contain)
+    let md5 = md5_hex(&path);
+    type Check<'a> = Box<dyn Fn(&str) -> bool + 'a>;
+    let cases: Vec<(Vec<&str>, Check)> = vec![
+        (
+            vec![
+                "--file",
+                "a.img",
+                "n1",
+                "-f",
+                "value",
+                "-c",
+                "checksum",
+                "-c",
+                "protected",
+            ],
+            Box::new(|o| o == format!("{md5}\nFalse\n")),
+        ),
+        (
+            vec![
+                "a.img", "--name", "n2", "-f", "shell", "-c", "name", "-c", "status",
+            ],
+            Box::new(|o| o == "name=\"n2\"\nstatus=\"queued\"\n"),
+        ),
+        (
+            vec!["a.img", "-f", "json", "-c", "name", "-c", "disk_format"],
+            Box::new(|o| {
+                serde_json::from_str::<Value>(o).ok()
+                    == Some(serde_json::json!({"name": "a.img", "disk_format": "raw"}))
+            }),
+        ),
+        (
+            vec!["a.img", "-f", "yaml"],
+            Box::new(|o| {
+                serde_yaml_ng::from_str::<Value>(o)
+                    .is_ok_and(|v| v["name"] == "a.img" && v["status"] == "queued")
+            }),
+        ),
+        (
+            vec!["a.img", "-f", "table", "-c", "status"],
+            Box::new(|o| {
+                o == "+--------+--------+\n| Field  | Value  |\n+--------+--------+\n\
+                      | status | queued |\n+--------+--------+\n"
+            }),
+        ),
+    ];
+    for (args, ok) in cases {
+        let mut a = vec![url.as_str(), "-q"];
+        a.extend(args.iter().copied());
+        let out = df(d.path(), &a).ok();
+        assert!(ok(&out.stdout), "{args:?}: {out:#?}");
+    }
+    // Refused before anything is sent.
+    let u = "--os-image-url=http://127.0.0.1:9";
+    df(d.path(), &[u, "--file", "a.img", "--name", "x", "y"])
+        .failed_with(2, &["--name", "give one"]);
+    df(d.path(), &[u, "-f", "xml", "a.img"]).failed_with(2, &["xml"]);
+    // Columns the record does not have are left out; none known is an
+    // error that names the image made and the columns it has.
+    let out = df(
+        d.path(),
+        &[
+            &url, "-q", "-f", "value", "-c", "nope", "-c", "status", "a.img",
+        ],
+    )
+    .ok();
+    assert_eq!(out.stdout, "queued\n");
+    let out = df(d.path(), &[&url, "-q", "-c", "nope", "a.img"]);
+    out.failed_with(1, &["was registered", "no column nope", "checksum"]);
+}

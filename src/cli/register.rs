@@ -15,6 +15,16 @@ pub enum Api {
     Ims,
 }
 
+/// openstackclient's output formats (`-f`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColumnFormat {
+    Json,
+    Yaml,
+    Value,
+    Shell,
+    Table,
+}
+
 /// `diskforge register`: publish an image to OpenStack Glance (v2 or v1) or
 /// Huawei Cloud IMS. Flags are named as `openstack image create` names them.
 #[derive(Debug, Args)]
@@ -46,15 +56,16 @@ each request as a whole; retries are announced on stderr. A certificate that is 
 certificate errors are explained and never retried.",
     after_help = "Example:\n  diskforge create -f qcow2 disk.qcow2 10G\n  \
 OS_IMAGE_URL=http://glance:9292 OS_AUTH_TOKEN=... diskforge register --upload \\\n      \
---name 'my disk' --private --property os_distro=ubuntu disk.qcow2"
+--name 'my disk' --private --property os_distro=ubuntu disk.qcow2\n  \
+diskforge register --file disk.qcow2 --disk-format qcow2 -f value -c id my-disk"
 )]
 pub struct RegisterArgs {
-    /// The image file to register (and upload with --upload)
+    /// The image file to register (and upload with --upload); with --file, the image name (as `openstack image create --file FILE NAME`)
     #[arg(value_name = "FILENAME")]
     pub filename: Option<String>,
 
     /// Upload this file's data (as `openstack image create --file`); implies --upload
-    #[arg(long = "file", value_name = "FILE", conflicts_with = "filename")]
+    #[arg(long = "file", value_name = "FILE")]
     pub file: Option<String>,
 
     /// Registry API: glance-v2, glance-v1 or ims
@@ -162,6 +173,14 @@ pub struct RegisterArgs {
         value_name = "FMT"
     )]
     pub output: OutputFormat,
+
+    /// Print the record as openstackclient does: json, yaml, value, shell or table
+    #[arg(short = 'f', long = "format", value_enum, value_name = "FORMAT")]
+    pub format: Option<ColumnFormat>,
+
+    /// Print only this field of the record (repeatable), e.g. -f value -c id
+    #[arg(short = 'c', long = "column", value_name = "COLUMN", action = ArgAction::Append)]
+    pub column: Vec<String>,
 
     /// Log each request and response status on stderr (twice: as --debug)
     #[arg(short = 'v', long = "verbose", action = ArgAction::Count)]

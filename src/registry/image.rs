@@ -141,8 +141,8 @@ fn char_len(s: &str) -> usize {
 
 impl ImageMeta {
     /// The record for `args` and the image at `path`, checked for `api`.
-    pub fn from_args(args: &RegisterArgs, path: &Path) -> Result<ImageMeta> {
-        let name = match &args.name {
+    pub fn from_args(args: &RegisterArgs, path: &Path, name: Option<String>) -> Result<ImageMeta> {
+        let name = match &name {
             Some(n) => n.clone(),
             None => path
                 .file_name()

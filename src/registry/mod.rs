@@ -15,10 +15,10 @@ pub mod http;
 pub mod image;
 pub mod ims;
 pub mod message;
+pub mod output;
 pub mod secrets;
 pub mod upload;
 
-use crate::cli::OutputFormat;
 use crate::cli::register::{Api, RegisterArgs};
 use crate::error::{Error, Result};
 use crate::progress::Progress;
@@ -87,6 +87,14 @@ fn parse_retries(v: Option<&str>) -> Result<u32> {
 }
 
 fn register(args: &RegisterArgs, settings: Settings, secrets: &Scrubber) -> Result<()> {
+    // As openstack: with --file, the positional argument is the name.
+    if args.file.is_some() && args.filename.is_some() && args.name.is_some() {
+        return Err(Error::Usage(
+            "register: with --file FILE the argument is the image name, and --name gives one \
+             too: give one of them"
+                .to_string(),
+        ));
+    }
     let Some(file) = args.file.as_deref().or(args.filename.as_deref()) else {
         return Err(Error::Usage(
             "register: missing FILENAME (the image to register, or --file FILE); try '--help'"
@@ -109,7 +117,11 @@ fn register(args: &RegisterArgs, settings: Settings, secrets: &Scrubber) -> Resu
             .map_err(Error::io_at(path, "Could not read the size of"))?
     };
 
-    let mut meta = ImageMeta::from_args(args, path)?;
+    let name = match (&args.file, &args.filename) {
+        (Some(_), Some(n)) => Some(n.clone()),
+        _ => args.name.clone(),
+    };
+    let mut meta = ImageMeta::from_args(args, path, name)?;
     if let Some(note) = &meta.note {
         eprintln!("{}: {note}", crate::cli::program_name());
     }
@@ -156,7 +168,13 @@ fn register(args: &RegisterArgs, settings: Settings, secrets: &Scrubber) -> Resu
         Api::GlanceV1 => job.register_v1(&meta)?,
     };
     if let Some(record) = record {
-        print_record(&http.scrubber().scrub_json(&record), args.output);
+        let text = output::render(
+            &http.scrubber().scrub_json(&record),
+            args.output,
+            args.format,
+            &args.column,
+        )?;
+        println!("{text}");
     }
     Ok(())
 }
@@ -429,60 +447,5 @@ fn failure_line(
         Err(d) => Error::Failed(format!(
             "{e}; image {id} left behind (status {status}); deleting it failed: {d}"
         )),
-    }
-}
-
-/// Prints the final record: pretty JSON, or one `field  value` line per
-/// field, sorted, as `openstack image show` lists them.
-fn print_record(record: &Value, output: OutputFormat) {
-    match output {
-        OutputFormat::Json => {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(record).unwrap_or_default()
-            );
-        }
-        OutputFormat::Human => {
-            let Some(obj) = record.as_object() else {
-                println!("{record}");
-                return;
-            };
-            let mut keys: Vec<&String> = obj.keys().collect();
-            keys.sort();
-            let width = keys.iter().map(|k| k.len()).max().unwrap_or(0);
-            for k in keys {
-                let v = &obj[k.as_str()];
-                let text = match v {
-                    Value::Null => String::new(),
-                    Value::String(s) => s.clone(),
-                    Value::Array(a) => a
-                        .iter()
-                        .map(|x| {
-                            x.as_str()
-                                .map(str::to_string)
-                                .unwrap_or_else(|| x.to_string())
-                        })
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                    Value::Object(o) => {
-                        let mut parts: Vec<String> = o
-                            .iter()
-                            .map(|(pk, pv)| {
-                                format!(
-                                    "{pk}='{}'",
-                                    pv.as_str()
-                                        .map(str::to_string)
-                                        .unwrap_or_else(|| pv.to_string())
-                                )
-                            })
-                            .collect();
-                        parts.sort();
-                        parts.join(", ")
-                    }
-                    other => other.to_string(),
-                };
-                println!("{k:<width$}  {text}");
-            }
-        }
     }
 }
