@@ -3,6 +3,7 @@
 //! image URL, or Keystone v3 password auth with the image endpoint taken
 //! from the service catalog.
 
+use super::clouds::env;
 use super::http::{Http, Reply, Request, Secret};
 use crate::cli::register::RegisterArgs;
 use crate::error::{Error, Result};
@@ -56,10 +57,6 @@ pub struct Connection {
     pub token: Option<Secret>,
 }
 
-pub(crate) fn env(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.is_empty())
-}
-
 fn first(values: &[Option<String>]) -> Option<String> {
     values.iter().flatten().next().cloned()
 }
@@ -69,7 +66,7 @@ impl Settings {
     pub fn gather(args: &RegisterArgs) -> Result<Settings> {
         let cloud_name = first(&[args.os_cloud.clone(), env("OS_CLOUD")]);
         let cloud = match &cloud_name {
-            Some(name) => super::clouds::load_cloud(name)?,
+            Some(name) => cloud_settings(&super::clouds::load_cloud(name)?, name),
             None => Settings::default(),
         };
         let token = first(&[
@@ -572,6 +569,52 @@ fn subject_token(reply: &Reply) -> Result<Secret> {
         .ok_or_else(|| {
             Error::Failed("Keystone answered without an X-Subject-Token header".to_string())
         })
+}
+
+/// The settings of a cloud read from clouds.yaml.
+fn cloud_settings(cloud: &serde_yaml_ng::Value, name: &str) -> Settings {
+    let text = |v: Option<&serde_yaml_ng::Value>| -> Option<String> {
+        match v? {
+            serde_yaml_ng::Value::String(s) => Some(s.clone()),
+            serde_yaml_ng::Value::Number(n) => Some(n.to_string()),
+            serde_yaml_ng::Value::Bool(b) => Some(b.to_string()),
+            _ => None,
+        }
+    };
+    let auth = cloud.get("auth");
+    let a = |k: &str| text(auth.and_then(|a| a.get(k)));
+    let c = |k: &str| text(cloud.get(k));
+    let verify = cloud.get("verify");
+    let insecure = matches!(verify, Some(serde_yaml_ng::Value::Bool(false)))
+        || matches!(
+            cloud.get("insecure"),
+            Some(serde_yaml_ng::Value::Bool(true))
+        );
+    Settings {
+        image_url: c("image_endpoint_override").or_else(|| a("endpoint")),
+        token: a("token").map(Secret::new),
+        auth_url: a("auth_url"),
+        username: a("username"),
+        user_id: a("user_id"),
+        password: a("password").map(Secret::new),
+        project_name: a("project_name").or_else(|| a("tenant_name")),
+        project_id: a("project_id").or_else(|| a("tenant_id")),
+        user_domain_name: a("user_domain_name").or_else(|| a("domain_name")),
+        user_domain_id: a("user_domain_id").or_else(|| a("domain_id")),
+        project_domain_name: a("project_domain_name").or_else(|| a("domain_name")),
+        project_domain_id: a("project_domain_id").or_else(|| a("domain_id")),
+        region_name: c("region_name"),
+        interface: c("interface").or_else(|| c("endpoint_type")),
+        cacert: c("cacert"),
+        cert: c("cert"),
+        key: c("key"),
+        insecure,
+        auth_type: c("auth_type"),
+        app_cred_id: a("application_credential_id"),
+        app_cred_name: a("application_credential_name"),
+        app_cred_secret: a("application_credential_secret").map(Secret::new),
+        cloud: Some(name.to_string()),
+    }
 }
 
 #[cfg(test)]

@@ -4,11 +4,14 @@
 //! `OS_CLIENT_SECURE_FILE`) merged over it, key by key; and the profile it
 //! names (`profile:` or `cloud:`) from clouds-public.yaml under it.
 
-use super::auth::{Settings, env};
-use super::http::Secret;
 use crate::error::{Error, Result};
 use serde_yaml_ng::Value;
 use std::path::PathBuf;
+
+/// An environment variable, unset when empty.
+pub(crate) fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
 
 /// The files `stem.yaml` and `stem.yml` searched, in order (as
 /// openstacksdk does): the one `env_var` names, ./, ~/.config/openstack,
@@ -82,9 +85,9 @@ fn merge(base: &mut Value, over: &Value) {
     }
 }
 
-/// The settings of cloud `name`: from the first clouds.yaml that has it,
-/// with secure.yaml's entry for it merged over, on top of its profile.
-pub fn load_cloud(name: &str) -> Result<Settings> {
+/// Cloud `name`: from the first clouds.yaml that has it, with
+/// secure.yaml's entry for it merged over, on top of its profile.
+pub fn load_cloud(name: &str) -> Result<Value> {
     let (cloud, looked) = find(
         &config_paths("clouds", "OS_CLIENT_CONFIG_FILE"),
         "clouds",
@@ -129,52 +132,7 @@ pub fn load_cloud(name: &str) -> Result<Settings> {
         merge(&mut base, &cloud);
         cloud = base;
     }
-    Ok(cloud_settings(&cloud, name))
-}
-
-fn cloud_settings(cloud: &Value, name: &str) -> Settings {
-    let text = |v: Option<&Value>| -> Option<String> {
-        match v? {
-            serde_yaml_ng::Value::String(s) => Some(s.clone()),
-            serde_yaml_ng::Value::Number(n) => Some(n.to_string()),
-            serde_yaml_ng::Value::Bool(b) => Some(b.to_string()),
-            _ => None,
-        }
-    };
-    let auth = cloud.get("auth");
-    let a = |k: &str| text(auth.and_then(|a| a.get(k)));
-    let c = |k: &str| text(cloud.get(k));
-    let verify = cloud.get("verify");
-    let insecure = matches!(verify, Some(serde_yaml_ng::Value::Bool(false)))
-        || matches!(
-            cloud.get("insecure"),
-            Some(serde_yaml_ng::Value::Bool(true))
-        );
-    Settings {
-        image_url: c("image_endpoint_override").or_else(|| a("endpoint")),
-        token: a("token").map(Secret::new),
-        auth_url: a("auth_url"),
-        username: a("username"),
-        user_id: a("user_id"),
-        password: a("password").map(Secret::new),
-        project_name: a("project_name").or_else(|| a("tenant_name")),
-        project_id: a("project_id").or_else(|| a("tenant_id")),
-        user_domain_name: a("user_domain_name").or_else(|| a("domain_name")),
-        user_domain_id: a("user_domain_id").or_else(|| a("domain_id")),
-        project_domain_name: a("project_domain_name").or_else(|| a("domain_name")),
-        project_domain_id: a("project_domain_id").or_else(|| a("domain_id")),
-        region_name: c("region_name"),
-        interface: c("interface").or_else(|| c("endpoint_type")),
-        cacert: c("cacert"),
-        cert: c("cert"),
-        key: c("key"),
-        insecure,
-        auth_type: c("auth_type"),
-        app_cred_id: a("application_credential_id"),
-        app_cred_name: a("application_credential_name"),
-        app_cred_secret: a("application_credential_secret").map(Secret::new),
-        cloud: Some(name.to_string()),
-    }
+    Ok(cloud)
 }
 
 #[cfg(test)]

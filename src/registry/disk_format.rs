@@ -6,7 +6,6 @@
 //! metadata as disk contents. `--force-disk-format` sends the value as
 //! given, with a warning.
 
-use super::image::{GLANCE_DISK_FORMATS, IMS_DISK_FORMATS};
 use crate::cli::register::Api;
 use crate::error::{Error, Result};
 use crate::format::Format;
@@ -14,6 +13,12 @@ use crate::info::probe::{Detected, PROBE_BYTES, detect};
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 
+/// Glance's default `disk_formats`.
+pub const GLANCE_DISK_FORMATS: [&str; 11] = [
+    "ami", "ari", "aki", "vhd", "vhdx", "vmdk", "raw", "qcow2", "vdi", "iso", "ploop",
+];
+/// The disk formats IMS's native create accepts.
+pub const IMS_DISK_FORMATS: [&str; 4] = ["zvhd2", "vhd", "raw", "qcow2"];
 /// What the file is, as far as the registry is concerned.
 struct Found {
     detected: Detected,

@@ -1,6 +1,7 @@
 //! The image record to create, built from the command line and checked
 //! against the rules of the target API before anything is sent.
 
+use super::disk_format::IMS_DISK_FORMATS;
 use crate::cli::register::{Api, RegisterArgs};
 use crate::error::{Error, Result};
 use std::collections::BTreeMap;
@@ -10,10 +11,6 @@ use std::path::Path;
 /// maxLength and its database columns).
 pub const MAX_STRING: usize = 255;
 
-/// Glance's default `disk_formats`.
-pub const GLANCE_DISK_FORMATS: [&str; 11] = [
-    "ami", "ari", "aki", "vhd", "vhdx", "vmdk", "raw", "qcow2", "vdi", "iso", "ploop",
-];
 /// Glance's default `container_formats`.
 pub const GLANCE_CONTAINER_FORMATS: [&str; 8] = [
     "ami",
@@ -25,8 +22,6 @@ pub const GLANCE_CONTAINER_FORMATS: [&str; 8] = [
     "docker",
     "compressed",
 ];
-/// The disk formats IMS's native create accepts.
-pub const IMS_DISK_FORMATS: [&str; 4] = ["zvhd2", "vhd", "raw", "qcow2"];
 /// IMS's range for min_disk, in GB.
 pub const IMS_MIN_DISK: std::ops::RangeInclusive<u64> = 1..=1024;
 /// The visibilities of Image API v2.
