@@ -211,7 +211,7 @@ _diskforge() {
             return 0
             ;;
         diskforge__subcmd__register)
-            opts="-q -v -h -V --file --api --upload --name --id --disk-format --container-format --public --private --shared --community --visibility --protected --unprotected --min-disk --min-ram --tag --property --os-version --progress --quiet --keep-on-failure --dry-run --output --verbose --debug --os-image-url --os-token --os-auth-url --os-username --os-password --os-project-name --os-project-id --os-user-domain-name --os-project-domain-name --os-region-name --os-interface --os-cloud --os-cacert --insecure --timeout --retries --help --version"
+            opts="-q -f -c -v -h -V --file --api --upload --name --id --disk-format --force-disk-format --container-format --public --private --shared --community --visibility --protected --unprotected --min-disk --min-ram --tag --property --os-version --progress --quiet --keep-on-failure --dry-run --output --format --column --verbose --debug --os-image-url --os-token --os-auth-url --os-username --os-password --os-project-name --os-project-id --os-user-domain-name --os-project-domain-name --os-region-name --os-interface --os-auth-type --os-application-credential-id --os-application-credential-name --os-application-credential-secret --os-cloud --os-cacert --os-cert --os-key --insecure --timeout --retries --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -269,6 +269,22 @@ _diskforge() {
                     COMPREPLY=($(compgen -W "human json" -- "${cur}"))
                     return 0
                     ;;
+                --format)
+                    COMPREPLY=($(compgen -W "json yaml value shell table" -- "${cur}"))
+                    return 0
+                    ;;
+                -f)
+                    COMPREPLY=($(compgen -W "json yaml value shell table" -- "${cur}"))
+                    return 0
+                    ;;
+                --column)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -c)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --os-image-url)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -313,11 +329,35 @@ _diskforge() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --os-auth-type)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --os-application-credential-id)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --os-application-credential-name)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --os-application-credential-secret)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --os-cloud)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --os-cacert)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --os-cert)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --os-key)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

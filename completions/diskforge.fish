@@ -55,7 +55,7 @@ glance-v1\t'The legacy Image API v1 (x-image-meta-* headers, data in the POST bo
 ims\t'Huawei Cloud IMS, "Creating Image Metadata (Native OpenStack API)"'"
 complete -c diskforge -n "__fish_diskforge_using_subcommand register" -l name -d 'Image name (default: the file name)' -r
 complete -c diskforge -n "__fish_diskforge_using_subcommand register" -l id -d 'Image ID to reserve (a UUID)' -r
-complete -c diskforge -n "__fish_diskforge_using_subcommand register" -l disk-format -d 'Disk format (default: detected: qcow2, vmdk, vdi, vhd, raw)' -r
+complete -c diskforge -n "__fish_diskforge_using_subcommand register" -l disk-format -d 'Disk format (default: detected: qcow2, vmdk, vdi, vhd, vhdx, ploop, raw); checked against the file and the registry\'s list' -r
 complete -c diskforge -n "__fish_diskforge_using_subcommand register" -l container-format -d 'Container format (default: bare)' -r
 complete -c diskforge -n "__fish_diskforge_using_subcommand register" -l visibility -d 'Visibility: public, private, shared or community (default: the registry\'s)' -r
 complete -c diskforge -n "__fish_diskforge_using_subcommand register" -l min-disk -d 'Minimum disk size needed to boot the image, in gigabytes' -r
@@ -65,6 +65,12 @@ complete -c diskforge -n "__fish_diskforge_using_subcommand register" -l propert
 complete -c diskforge -n "__fish_diskforge_using_subcommand register" -l os-version -d 'IMS operating system version (sent as __os_version)' -r
 complete -c diskforge -n "__fish_diskforge_using_subcommand register" -l output -d 'Print the final image record as human or json' -r -f -a "human\t''
 json\t''"
+complete -c diskforge -n "__fish_diskforge_using_subcommand register" -s f -l format -d 'Print the record as openstackclient does: json, yaml, value, shell or table' -r -f -a "json\t''
+yaml\t''
+value\t''
+shell\t''
+table\t''"
+complete -c diskforge -n "__fish_diskforge_using_subcommand register" -s c -l column -d 'Print only this field of the record (repeatable), e.g. -f value -c id' -r
 complete -c diskforge -n "__fish_diskforge_using_subcommand register" -l os-image-url -d 'Image service endpoint, unversioned [env: OS_IMAGE_URL]' -r
 complete -c diskforge -n "__fish_diskforge_using_subcommand register" -l os-token -d 'Authentication token [env: OS_AUTH_TOKEN, OS_TOKEN]' -r
 complete -c diskforge -n "__fish_diskforge_using_subcommand register" -l os-auth-url -d 'Keystone URL [env: OS_AUTH_URL]' -r
@@ -76,11 +82,18 @@ complete -c diskforge -n "__fish_diskforge_using_subcommand register" -l os-user
 complete -c diskforge -n "__fish_diskforge_using_subcommand register" -l os-project-domain-name -d 'Project\'s domain name [env: OS_PROJECT_DOMAIN_NAME] (default: Default)' -r
 complete -c diskforge -n "__fish_diskforge_using_subcommand register" -l os-region-name -d 'Region of the image endpoint [env: OS_REGION_NAME]' -r
 complete -c diskforge -n "__fish_diskforge_using_subcommand register" -l os-interface -d 'Endpoint interface: public, internal or admin [env: OS_INTERFACE] (default: public)' -r
+complete -c diskforge -n "__fish_diskforge_using_subcommand register" -l os-auth-type -d 'Authentication type: password, token or applicationcredential (v3 prefixes accepted) [env: OS_AUTH_TYPE] (default: what the credentials given are)' -r
+complete -c diskforge -n "__fish_diskforge_using_subcommand register" -l os-application-credential-id -d 'Application credential ID [env: OS_APPLICATION_CREDENTIAL_ID]' -r
+complete -c diskforge -n "__fish_diskforge_using_subcommand register" -l os-application-credential-name -d 'Application credential name (with --os-username or OS_USER_ID) [env: OS_APPLICATION_CREDENTIAL_NAME]' -r
+complete -c diskforge -n "__fish_diskforge_using_subcommand register" -l os-application-credential-secret -d 'Application credential secret [env: OS_APPLICATION_CREDENTIAL_SECRET]' -r
 complete -c diskforge -n "__fish_diskforge_using_subcommand register" -l os-cloud -d 'Cloud in clouds.yaml [env: OS_CLOUD]' -r
-complete -c diskforge -n "__fish_diskforge_using_subcommand register" -l os-cacert -d 'CA bundle (PEM) to verify the servers\' TLS certificates [env: OS_CACERT]' -r
-complete -c diskforge -n "__fish_diskforge_using_subcommand register" -l timeout -d 'Seconds to wait for a connection or for each read/write (default 60)' -r
-complete -c diskforge -n "__fish_diskforge_using_subcommand register" -l retries -d 'How many times to retry on 5xx answers and connection resets (default 3)' -r
+complete -c diskforge -n "__fish_diskforge_using_subcommand register" -l os-cacert -d 'CA bundle (PEM) to verify the servers\' TLS certificates; a certificate in it is trusted as is [env: OS_CACERT]' -r
+complete -c diskforge -n "__fish_diskforge_using_subcommand register" -l os-cert -d 'Client certificate (PEM; may hold the key too) for registries that want one [env: OS_CERT]' -r
+complete -c diskforge -n "__fish_diskforge_using_subcommand register" -l os-key -d 'Private key (PEM) of --os-cert [env: OS_KEY]' -r
+complete -c diskforge -n "__fish_diskforge_using_subcommand register" -l timeout -d 'Deadline of each request as a whole, in seconds (default 60); an upload: of each stall and of its reply' -r
+complete -c diskforge -n "__fish_diskforge_using_subcommand register" -l retries -d 'How many times to retry on 5xx answers, timeouts and connection failures, announced on stderr (default 3)' -r
 complete -c diskforge -n "__fish_diskforge_using_subcommand register" -l upload -d 'Upload the image data after creating the record, then verify checksums'
+complete -c diskforge -n "__fish_diskforge_using_subcommand register" -l force-disk-format -d 'Send --disk-format as given: even when it contradicts the file\'s detected format or is not in the registry\'s list'
 complete -c diskforge -n "__fish_diskforge_using_subcommand register" -l public -d 'Image is accessible to all projects (admin only)'
 complete -c diskforge -n "__fish_diskforge_using_subcommand register" -l private -d 'Image is accessible only to the owner'
 complete -c diskforge -n "__fish_diskforge_using_subcommand register" -l shared -d 'Image can be shared with other projects'
@@ -89,7 +102,7 @@ complete -c diskforge -n "__fish_diskforge_using_subcommand register" -l protect
 complete -c diskforge -n "__fish_diskforge_using_subcommand register" -l unprotected -d 'Allow the image to be deleted (default)'
 complete -c diskforge -n "__fish_diskforge_using_subcommand register" -l progress -d 'Show a progress bar while uploading (the default on a terminal)'
 complete -c diskforge -n "__fish_diskforge_using_subcommand register" -s q -l quiet -d 'Quiet: no progress bar'
-complete -c diskforge -n "__fish_diskforge_using_subcommand register" -l keep-on-failure -d 'Keep the image record when the upload fails (default: delete it)'
+complete -c diskforge -n "__fish_diskforge_using_subcommand register" -l keep-on-failure -d 'Keep the image record when the upload fails (default: delete it if still queued or saving)'
 complete -c diskforge -n "__fish_diskforge_using_subcommand register" -l dry-run -d 'Print the requests that would be sent (token and password redacted); send nothing'
 complete -c diskforge -n "__fish_diskforge_using_subcommand register" -s v -l verbose -d 'Log each request and response status on stderr (twice: as --debug)'
 complete -c diskforge -n "__fish_diskforge_using_subcommand register" -l debug -d 'Log requests and responses with headers and JSON bodies (secrets redacted)'

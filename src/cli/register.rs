@@ -15,6 +15,16 @@ pub enum Api {
     Ims,
 }
 
+/// openstackclient's output formats (`-f`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColumnFormat {
+    Json,
+    Yaml,
+    Value,
+    Shell,
+    Table,
+}
+
 /// `diskforge register`: publish an image to OpenStack Glance (v2 or v1) or
 /// Huawei Cloud IMS. Flags are named as `openstack image create` names them.
 #[derive(Debug, Args)]
@@ -26,22 +36,36 @@ stream its data and check the registry's checksums against the ones computed whi
 Endpoint and credentials follow the OpenStack clients: --os-image-url/OS_IMAGE_URL with \
 --os-token/OS_AUTH_TOKEN (or OS_TOKEN); or Keystone v3 password auth (OS_AUTH_URL, OS_USERNAME, \
 OS_PASSWORD, OS_PROJECT_NAME or OS_PROJECT_ID, OS_USER_DOMAIN_NAME, OS_PROJECT_DOMAIN_NAME, \
-OS_REGION_NAME, OS_INTERFACE) with the image endpoint from the service catalog; or \
---os-cloud/OS_CLOUD from clouds.yaml (./, ~/.config/openstack, /etc/openstack). Command-line \
+OS_REGION_NAME, OS_INTERFACE) or application credential auth (OS_AUTH_TYPE=v3applicationcredential, \
+OS_APPLICATION_CREDENTIAL_ID or _NAME, OS_APPLICATION_CREDENTIAL_SECRET) with the image endpoint \
+from the service catalog; or \
+--os-cloud/OS_CLOUD from clouds.yaml (./, ~/.config/openstack, /etc/openstack; secure.yaml \
+merged over it, clouds-public.yaml profiles under it). Command-line \
 flags win over environment variables, which win over clouds.yaml.\n\n\
-Every value is checked before anything is sent. The token and password are never printed, \
-not even with --debug.",
+Every value is checked before anything is sent; a --disk-format must be in the registry's list \
+and must not contradict the file's detected format (a qcow2 declared raw would expose its \
+metadata and backing file to the cloud): --force-disk-format sends it anyway, with a warning.\n\n\
+Security: a redirect is followed only for a GET to the same scheme, host and port, so the \
+token never goes to another origin nor over plain http. A create counts only when answered \
+201 Created with the image id diskforge chose; after a failed upload only that record, and \
+only while it is still queued or saving, is deleted. An uploaded image must come back active \
+with a checksum or os_hash_value that matches. The token, the password and every token \
+Keystone issues are replaced by <redacted> in all output, --debug included. --timeout bounds \
+each request as a whole; retries are announced on stderr. A certificate that is itself in \
+--os-cacert is trusted even if it is a CA certificate (a self-signed server certificate); \
+certificate errors are explained and never retried.",
     after_help = "Example:\n  diskforge create -f qcow2 disk.qcow2 10G\n  \
 OS_IMAGE_URL=http://glance:9292 OS_AUTH_TOKEN=... diskforge register --upload \\\n      \
---name 'my disk' --private --property os_distro=ubuntu disk.qcow2"
+--name 'my disk' --private --property os_distro=ubuntu disk.qcow2\n  \
+diskforge register --file disk.qcow2 --disk-format qcow2 -f value -c id my-disk"
 )]
 pub struct RegisterArgs {
-    /// The image file to register (and upload with --upload)
+    /// The image file to register (and upload with --upload); with --file, the image name (as `openstack image create --file FILE NAME`)
     #[arg(value_name = "FILENAME")]
     pub filename: Option<String>,
 
     /// Upload this file's data (as `openstack image create --file`); implies --upload
-    #[arg(long = "file", value_name = "FILE", conflicts_with = "filename")]
+    #[arg(long = "file", value_name = "FILE")]
     pub file: Option<String>,
 
     /// Registry API: glance-v2, glance-v1 or ims
@@ -65,9 +89,13 @@ pub struct RegisterArgs {
     #[arg(long = "id", value_name = "UUID")]
     pub id: Option<String>,
 
-    /// Disk format (default: detected: qcow2, vmdk, vdi, vhd, raw)
+    /// Disk format (default: detected: qcow2, vmdk, vdi, vhd, vhdx, ploop, raw); checked against the file and the registry's list
     #[arg(long = "disk-format", value_name = "FORMAT")]
     pub disk_format: Option<String>,
+
+    /// Send --disk-format as given: even when it contradicts the file's detected format or is not in the registry's list
+    #[arg(long = "force-disk-format")]
+    pub force_disk_format: bool,
 
     /// Container format (default: bare)
     #[arg(long = "container-format", value_name = "FORMAT")]
@@ -129,7 +157,7 @@ pub struct RegisterArgs {
     #[arg(short = 'q', long = "quiet")]
     pub quiet: bool,
 
-    /// Keep the image record when the upload fails (default: delete it)
+    /// Keep the image record when the upload fails (default: delete it if still queued or saving)
     #[arg(long = "keep-on-failure")]
     pub keep_on_failure: bool,
 
@@ -145,6 +173,14 @@ pub struct RegisterArgs {
         value_name = "FMT"
     )]
     pub output: OutputFormat,
+
+    /// Print the record as openstackclient does: json, yaml, value, shell or table
+    #[arg(short = 'f', long = "format", value_enum, value_name = "FORMAT")]
+    pub format: Option<ColumnFormat>,
+
+    /// Print only this field of the record (repeatable), e.g. -f value -c id
+    #[arg(short = 'c', long = "column", value_name = "COLUMN", action = ArgAction::Append)]
+    pub column: Vec<String>,
 
     /// Log each request and response status on stderr (twice: as --debug)
     #[arg(short = 'v', long = "verbose", action = ArgAction::Count)]
@@ -198,23 +234,47 @@ pub struct RegisterArgs {
     #[arg(long = "os-interface", value_name = "INTERFACE")]
     pub os_interface: Option<String>,
 
+    /// Authentication type: password, token or applicationcredential (v3 prefixes accepted) [env: OS_AUTH_TYPE] (default: what the credentials given are)
+    #[arg(long = "os-auth-type", value_name = "TYPE")]
+    pub os_auth_type: Option<String>,
+
+    /// Application credential ID [env: OS_APPLICATION_CREDENTIAL_ID]
+    #[arg(long = "os-application-credential-id", value_name = "ID")]
+    pub os_application_credential_id: Option<String>,
+
+    /// Application credential name (with --os-username or OS_USER_ID) [env: OS_APPLICATION_CREDENTIAL_NAME]
+    #[arg(long = "os-application-credential-name", value_name = "NAME")]
+    pub os_application_credential_name: Option<String>,
+
+    /// Application credential secret [env: OS_APPLICATION_CREDENTIAL_SECRET]
+    #[arg(long = "os-application-credential-secret", value_name = "SECRET")]
+    pub os_application_credential_secret: Option<String>,
+
     /// Cloud in clouds.yaml [env: OS_CLOUD]
     #[arg(long = "os-cloud", value_name = "NAME")]
     pub os_cloud: Option<String>,
 
-    /// CA bundle (PEM) to verify the servers' TLS certificates [env: OS_CACERT]
+    /// CA bundle (PEM) to verify the servers' TLS certificates; a certificate in it is trusted as is [env: OS_CACERT]
     #[arg(long = "os-cacert", value_name = "FILE")]
     pub os_cacert: Option<String>,
+
+    /// Client certificate (PEM; may hold the key too) for registries that want one [env: OS_CERT]
+    #[arg(long = "os-cert", value_name = "FILE")]
+    pub os_cert: Option<String>,
+
+    /// Private key (PEM) of --os-cert [env: OS_KEY]
+    #[arg(long = "os-key", value_name = "FILE")]
+    pub os_key: Option<String>,
 
     /// Do not verify TLS certificates
     #[arg(long = "insecure")]
     pub insecure: bool,
 
-    /// Seconds to wait for a connection or for each read/write (default 60)
+    /// Deadline of each request as a whole, in seconds (default 60); an upload: of each stall and of its reply
     #[arg(long = "timeout", value_name = "SECONDS")]
     pub timeout: Option<String>,
 
-    /// How many times to retry on 5xx answers and connection resets (default 3)
+    /// How many times to retry on 5xx answers, timeouts and connection failures, announced on stderr (default 3)
     #[arg(long = "retries", value_name = "N")]
     pub retries: Option<String>,
 }

@@ -3,11 +3,11 @@
 //! image URL, or Keystone v3 password auth with the image endpoint taken
 //! from the service catalog.
 
+use super::clouds::env;
 use super::http::{Http, Reply, Request, Secret};
 use crate::cli::register::RegisterArgs;
 use crate::error::{Error, Result};
 use serde_json::{Value, json};
-use std::path::PathBuf;
 
 /// Everything about where to connect and as whom, merged from flags,
 /// environment and clouds.yaml.
@@ -28,9 +28,25 @@ pub struct Settings {
     pub region_name: Option<String>,
     pub interface: Option<String>,
     pub cacert: Option<String>,
+    /// Client certificate and key files (PEM).
+    pub cert: Option<String>,
+    pub key: Option<String>,
     pub insecure: bool,
+    /// `auth_type` as given (`v3applicationcredential`, `password`, ...).
+    pub auth_type: Option<String>,
+    pub app_cred_id: Option<String>,
+    pub app_cred_name: Option<String>,
+    pub app_cred_secret: Option<Secret>,
     /// Where the settings came from, for error messages.
     pub cloud: Option<String>,
+}
+
+/// How to authenticate with Keystone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthType {
+    Password,
+    Token,
+    ApplicationCredential,
 }
 
 /// Where requests go and the token they carry.
@@ -39,10 +55,6 @@ pub struct Connection {
     /// The image service's unversioned endpoint (no trailing slash).
     pub image_url: String,
     pub token: Option<Secret>,
-}
-
-fn env(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.is_empty())
 }
 
 fn first(values: &[Option<String>]) -> Option<String> {
@@ -54,7 +66,7 @@ impl Settings {
     pub fn gather(args: &RegisterArgs) -> Result<Settings> {
         let cloud_name = first(&[args.os_cloud.clone(), env("OS_CLOUD")]);
         let cloud = match &cloud_name {
-            Some(name) => load_cloud(name)?,
+            Some(name) => cloud_settings(&super::clouds::load_cloud(name)?, name),
             None => Settings::default(),
         };
         let token = first(&[
@@ -67,6 +79,14 @@ impl Settings {
             args.os_password.clone(),
             env("OS_PASSWORD"),
             cloud.password.as_ref().map(|s| s.expose().to_string()),
+        ]);
+        let app_cred_secret = first(&[
+            args.os_application_credential_secret.clone(),
+            env("OS_APPLICATION_CREDENTIAL_SECRET"),
+            cloud
+                .app_cred_secret
+                .as_ref()
+                .map(|s| s.expose().to_string()),
         ]);
         let insecure_env = env("OS_INSECURE")
             .map(|v| matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "yes"))
@@ -118,7 +138,25 @@ impl Settings {
                 cloud.interface,
             ]),
             cacert: first(&[args.os_cacert.clone(), env("OS_CACERT"), cloud.cacert]),
+            cert: first(&[args.os_cert.clone(), env("OS_CERT"), cloud.cert]),
+            key: first(&[args.os_key.clone(), env("OS_KEY"), cloud.key]),
             insecure: args.insecure || insecure_env || cloud.insecure,
+            auth_type: first(&[
+                args.os_auth_type.clone(),
+                env("OS_AUTH_TYPE"),
+                cloud.auth_type,
+            ]),
+            app_cred_id: first(&[
+                args.os_application_credential_id.clone(),
+                env("OS_APPLICATION_CREDENTIAL_ID"),
+                cloud.app_cred_id,
+            ]),
+            app_cred_name: first(&[
+                args.os_application_credential_name.clone(),
+                env("OS_APPLICATION_CREDENTIAL_NAME"),
+                cloud.app_cred_name,
+            ]),
+            app_cred_secret: app_cred_secret.map(Secret::new),
             cloud: cloud_name,
         })
     }
@@ -128,8 +166,37 @@ impl Settings {
         self.token
             .iter()
             .chain(self.password.iter())
+            .chain(self.app_cred_secret.iter())
             .map(|s| s.expose().to_string())
             .collect()
+    }
+
+    /// The auth type: as given, or what the credentials are (an
+    /// application credential secret without a password, a token, else a
+    /// password).
+    pub fn auth_type(&self) -> Result<AuthType> {
+        if let Some(t) = &self.auth_type {
+            let t = t.to_ascii_lowercase().replace(['-', '_'], "");
+            return match t.strip_prefix("v3").unwrap_or(&t) {
+                "password" => Ok(AuthType::Password),
+                "token" => Ok(AuthType::Token),
+                "applicationcredential" => Ok(AuthType::ApplicationCredential),
+                _ => Err(Error::Usage(format!(
+                    "--os-auth-type '{}': must be password, token or applicationcredential \
+                     (v3password, v3token, v3applicationcredential)",
+                    self.auth_type.as_deref().unwrap_or_default()
+                ))),
+            };
+        }
+        Ok(
+            if self.app_cred_secret.is_some() && self.password.is_none() {
+                AuthType::ApplicationCredential
+            } else if self.token.is_some() {
+                AuthType::Token
+            } else {
+                AuthType::Password
+            },
+        )
     }
 
     /// The endpoint interface asked for (`publicURL` spelled the old way
@@ -155,7 +222,43 @@ impl Settings {
                     .to_string(),
             ));
         }
-        if self.token.is_none() && self.auth_url.is_some() {
+        let auth_type = self.auth_type()?;
+        if self.auth_url.is_some() && auth_type == AuthType::ApplicationCredential {
+            let mut missing = Vec::new();
+            if self.app_cred_secret.is_none() {
+                missing
+                    .push("--os-application-credential-secret (OS_APPLICATION_CREDENTIAL_SECRET)");
+            }
+            if self.app_cred_id.is_none() && self.app_cred_name.is_none() {
+                missing.push(
+                    "--os-application-credential-id or --os-application-credential-name \
+                     (OS_APPLICATION_CREDENTIAL_ID, OS_APPLICATION_CREDENTIAL_NAME)",
+                );
+            }
+            if self.app_cred_id.is_none()
+                && self.app_cred_name.is_some()
+                && self.username.is_none()
+                && self.user_id.is_none()
+            {
+                missing.push("--os-username or OS_USER_ID (the credential's owner, with a name)");
+            }
+            if !missing.is_empty() {
+                return Err(Error::Usage(format!(
+                    "Keystone application credential auth at {} is missing {}",
+                    self.auth_url.as_deref().unwrap_or(""),
+                    missing.join(", ")
+                )));
+            }
+        } else if self.auth_url.is_some()
+            && auth_type == AuthType::Token
+            && self.auth_type.is_some()
+            && self.token.is_none()
+        {
+            return Err(Error::Usage(format!(
+                "Keystone token auth at {} is missing --os-token (OS_AUTH_TOKEN, OS_TOKEN)",
+                self.auth_url.as_deref().unwrap_or("")
+            )));
+        } else if self.token.is_none() && self.auth_url.is_some() {
             let mut missing = Vec::new();
             if self.username.is_none() && self.user_id.is_none() {
                 missing.push("--os-username (OS_USERNAME)");
@@ -238,7 +341,17 @@ fn password_auth_body(s: &Settings, password: &Secret) -> Value {
         user["name"] = json!(s.username.clone().unwrap_or_default());
         user["domain"] = user_domain;
     }
-    let project = match (&s.project_id, &s.project_name) {
+    json!({
+        "auth": {
+            "identity": { "methods": ["password"], "password": { "user": user } },
+            "scope": { "project": project_scope(s) }
+        }
+    })
+}
+
+/// The project to scope a token to.
+fn project_scope(s: &Settings) -> Value {
+    match (&s.project_id, &s.project_name) {
         (Some(id), _) => json!({ "id": id }),
         (None, name) => {
             let domain = match (&s.project_domain_id, &s.project_domain_name) {
@@ -248,11 +361,51 @@ fn password_auth_body(s: &Settings, password: &Secret) -> Value {
             };
             json!({ "name": name.clone().unwrap_or_default(), "domain": domain })
         }
-    };
+    }
+}
+
+/// The Keystone v3 token-auth body: a new token for the project, from
+/// the one given (`v3token`).
+fn token_auth_body(s: &Settings, token: &Secret) -> Value {
     json!({
         "auth": {
-            "identity": { "methods": ["password"], "password": { "user": user } },
-            "scope": { "project": project }
+            "identity": { "methods": ["token"], "token": { "id": token.expose() } },
+            "scope": { "project": project_scope(s) }
+        }
+    })
+}
+
+/// The Keystone v3 application-credential request body (an application
+/// credential is scoped already: no scope is sent).
+fn app_cred_auth_body(s: &Settings) -> Value {
+    let secret = s
+        .app_cred_secret
+        .as_ref()
+        .map(|x| x.expose().to_string())
+        .unwrap_or_default();
+    let mut cred = json!({ "secret": secret });
+    if let Some(id) = &s.app_cred_id {
+        cred["id"] = json!(id);
+    } else {
+        cred["name"] = json!(s.app_cred_name.clone().unwrap_or_default());
+        cred["user"] = match &s.user_id {
+            Some(id) => json!({ "id": id }),
+            None => {
+                let domain = match (&s.user_domain_id, &s.user_domain_name) {
+                    (Some(id), _) => json!({ "id": id }),
+                    (None, Some(n)) => json!({ "name": n }),
+                    (None, None) => json!({ "name": "Default" }),
+                };
+                json!({ "name": s.username.clone().unwrap_or_default(), "domain": domain })
+            }
+        };
+    }
+    json!({
+        "auth": {
+            "identity": {
+                "methods": ["application_credential"],
+                "application_credential": cred
+            }
         }
     })
 }
@@ -324,7 +477,12 @@ pub fn connect(s: &Settings, http: &Http, dry_run: bool) -> Result<Connection> {
             token: s.token.clone(),
         });
     }
-    if let (Some(url), Some(_)) = (&s.image_url, &s.token) {
+    let auth_type = s.auth_type()?;
+    // `v3token` with a project: the token given buys one for that project.
+    let rescope = auth_type == AuthType::Token
+        && s.auth_type.is_some()
+        && (s.project_id.is_some() || s.project_name.is_some());
+    if let (Some(url), Some(_), false) = (&s.image_url, &s.token, rescope) {
         return Ok(Connection {
             image_url: unversioned(url),
             token: s.token.clone(),
@@ -332,7 +490,16 @@ pub fn connect(s: &Settings, http: &Http, dry_run: bool) -> Result<Connection> {
     }
     let auth_url = s.auth_url.clone().unwrap_or_default();
     let v3 = keystone_v3(&auth_url)?;
+    let app_cred = auth_type == AuthType::ApplicationCredential;
     let (req, what) = match (&s.token, &s.password) {
+        _ if app_cred => (
+            Request::new("POST", format!("{v3}/auth/tokens")).json(app_cred_auth_body(s)),
+            "Keystone application credential authentication",
+        ),
+        (Some(t), _) if rescope => (
+            Request::new("POST", format!("{v3}/auth/tokens")).json(token_auth_body(s, t)),
+            "Keystone token authentication",
+        ),
         // A token without an image URL: ask Keystone for the token's catalog.
         (Some(t), _) => (
             Request::new("GET", format!("{v3}/auth/tokens"))
@@ -373,8 +540,8 @@ pub fn connect(s: &Settings, http: &Http, dry_run: bool) -> Result<Connection> {
         )));
     }
     let token = match &s.token {
-        Some(t) => t.clone(),
-        None => subject_token(&reply)?,
+        Some(t) if !app_cred && !rescope => t.clone(),
+        _ => subject_token(&reply)?,
     };
     http.add_secret(token.expose());
     let body = reply.json(what)?;
@@ -404,57 +571,7 @@ fn subject_token(reply: &Reply) -> Result<Secret> {
         })
 }
 
-/// The clouds.yaml files searched, in order (as openstacksdk does).
-fn clouds_yaml_paths() -> Vec<PathBuf> {
-    let mut v = Vec::new();
-    if let Some(p) = env("OS_CLIENT_CONFIG_FILE") {
-        v.push(PathBuf::from(p));
-    }
-    v.push(PathBuf::from("clouds.yaml"));
-    v.push(PathBuf::from("clouds.yml"));
-    if let Some(home) = env("HOME") {
-        let base = env("XDG_CONFIG_HOME")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(&home).join(".config"));
-        v.push(base.join("openstack/clouds.yaml"));
-        v.push(base.join("openstack/clouds.yml"));
-    }
-    v.push(PathBuf::from("/etc/openstack/clouds.yaml"));
-    v.push(PathBuf::from("/etc/openstack/clouds.yml"));
-    v
-}
-
-/// The settings of cloud `name` from the first clouds.yaml that has it.
-pub fn load_cloud(name: &str) -> Result<Settings> {
-    let mut looked = Vec::new();
-    for path in clouds_yaml_paths() {
-        let text = match std::fs::read_to_string(&path) {
-            Ok(t) => t,
-            Err(_) => continue,
-        };
-        looked.push(path.display().to_string());
-        let doc: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).map_err(|e| {
-            Error::Usage(format!(
-                "{}: not valid YAML: {}",
-                path.display(),
-                super::http::one_line(&e.to_string())
-            ))
-        })?;
-        let Some(cloud) = doc.get("clouds").and_then(|c| c.get(name)) else {
-            continue;
-        };
-        return Ok(cloud_settings(cloud, name));
-    }
-    Err(Error::Usage(format!(
-        "--os-cloud '{name}': no such cloud in {}",
-        if looked.is_empty() {
-            "any clouds.yaml (none found in ./, ~/.config/openstack, /etc/openstack)".to_string()
-        } else {
-            looked.join(", ")
-        }
-    )))
-}
-
+/// The settings of a cloud read from clouds.yaml.
 fn cloud_settings(cloud: &serde_yaml_ng::Value, name: &str) -> Settings {
     let text = |v: Option<&serde_yaml_ng::Value>| -> Option<String> {
         match v? {
@@ -489,7 +606,13 @@ fn cloud_settings(cloud: &serde_yaml_ng::Value, name: &str) -> Settings {
         region_name: c("region_name"),
         interface: c("interface").or_else(|| c("endpoint_type")),
         cacert: c("cacert"),
+        cert: c("cert"),
+        key: c("key"),
         insecure,
+        auth_type: c("auth_type"),
+        app_cred_id: a("application_credential_id"),
+        app_cred_name: a("application_credential_name"),
+        app_cred_secret: a("application_credential_secret").map(Secret::new),
         cloud: Some(name.to_string()),
     }
 }

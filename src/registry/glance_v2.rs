@@ -39,22 +39,54 @@ pub fn upload_request<'a>(
         .stream(reader, len, what)
 }
 
-/// Interprets a create reply: the image record, or the registry's refusal
-/// (`error_of` turns the reply into the one-line error).
-pub fn created(reply: Reply, error_of: impl Fn(&Reply) -> String) -> Result<Value> {
+/// Interprets a create reply: the image record, or why it is not one.
+/// Only a 201 (Created) whose record has the id diskforge sent (`sent_id`;
+/// for IMS, which takes no id, any UUID) and the status `queued` is a new
+/// record of this run: anything else — another 2xx, another image's
+/// record — is refused, and nothing of it is touched later.
+pub fn created(reply: &Reply, sent_id: Option<&str>) -> Result<Value> {
     if !reply.ok() {
         return Err(Error::Failed(format!(
             "the registry refused to create the image: {}",
-            error_of(&reply)
+            reply.error_line()
+        )));
+    }
+    if reply.status != 201 {
+        return Err(Error::Failed(format!(
+            "creating the image: the registry answered {} instead of 201 Created: \
+             no image record of this run was seen, so nothing is uploaded or deleted",
+            reply.status_line()
         )));
     }
     let record = reply.json("creating the image")?;
-    if record.get("id").and_then(Value::as_str).is_none() {
-        return Err(Error::Failed(
-            "the registry's reply to the create has no image id".to_string(),
-        ));
-    }
+    check_created_record(&record, sent_id)?;
     Ok(record)
+}
+
+/// The record of a create must be the one asked for, and new.
+pub fn check_created_record(record: &Value, sent_id: Option<&str>) -> Result<()> {
+    let got = record.get("id").and_then(Value::as_str);
+    let status = record.get("status").and_then(Value::as_str);
+    let refuse = |why: String| {
+        Err(Error::Failed(format!(
+            "creating the image: {why}; this is not the record diskforge asked for, \
+             so nothing is uploaded to it or deleted"
+        )))
+    };
+    match (got, sent_id) {
+        (None, _) => refuse("the registry's reply has no image id".to_string()),
+        (Some(g), Some(s)) if !g.eq_ignore_ascii_case(s) => refuse(format!(
+            "the registry answered with image {g}, not with the id {s} that was sent"
+        )),
+        (Some(g), None) if !super::image::is_uuid(g) => {
+            refuse(format!("the registry's image id '{g}' is not a UUID"))
+        }
+        _ if status != Some("queued") => refuse(format!(
+            "the new record's status is {}, not queued",
+            status.map_or("missing".to_string(), |s| format!("'{s}'"))
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// `GET /v2/images/{id}`.
@@ -70,7 +102,14 @@ pub fn get(http: &Http, conn: &Connection, id: &str) -> Result<Value> {
             reply.error_line()
         )));
     }
-    reply.json(what)
+    let record = reply.json(what)?;
+    match record.get("id").and_then(Value::as_str) {
+        Some(got) if got.eq_ignore_ascii_case(id) => Ok(record),
+        got => Err(Error::Failed(format!(
+            "{what} (image {id}): the registry answered with the record of {}",
+            got.unwrap_or("no image id")
+        ))),
+    }
 }
 
 /// `DELETE /v2/images/{id}`.

@@ -1,48 +1,35 @@
 //! The one small HTTP layer every registry API goes through: a ureq agent
-//! with rustls (system roots, `--os-cacert`, `--insecure`), timeouts,
-//! bounded retries with backoff, logging with secrets redacted, dry runs,
-//! and registry error bodies turned into one line.
+//! over diskforge's own connections ([`super::connect`]: system roots,
+//! `--os-cacert`, `--insecure`), one deadline per request, bounded and
+//! announced retries, redirects followed only within one origin, logging
+//! with secrets scrubbed, dry runs, and registry error bodies turned into
+//! one line.
+//!
+//! Security rules kept here for every request:
+//! - A redirect is followed only for a GET and only to the same scheme,
+//!   host and port; any other redirect is an error that names it. So the
+//!   token (`X-Auth-Token`) never reaches another origin, an https request
+//!   is never downgraded to http, and a POST or PUT answered by a redirect
+//!   never passes for a success.
+//! - `--timeout` bounds each request as a whole (connecting, sending,
+//!   waiting and reading the reply), so a server that trickles its answer
+//!   cannot stall a run. A streamed upload is bounded by the connection,
+//!   every stall while sending, and its reply after the last byte.
+//! - Every reply body is scrubbed of the run's secrets as it arrives (a
+//!   token Keystone issues becomes a secret as soon as it is seen).
+//! - Certificate errors are explained ([`super::certs::explain`]) and
+//!   never retried.
 
+use super::certs::{self, Roots};
+use super::connect::{self, Stop, StopAware};
+pub use super::message::{error_message, one_line, strip_html};
+pub use super::secrets::{
+    MIN_SCRUBBED_SECRET, REDACTED, Scrubber, Secret, redact_header, redact_json,
+};
 use crate::error::{Error, Result};
 use std::io::Read;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 use ureq::http;
-use ureq::tls::{Certificate, RootCerts, TlsConfig};
-
-/// A secret (token or password): never shown by `Debug` or in logs.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(s: impl Into<String>) -> Self {
-        Secret(s.into())
-    }
-    /// The secret itself, for the one place that sends it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(REDACTED)
-    }
-}
-
-/// Secrets shorter than this are not scrubbed from text (a one-letter
-/// password would mangle every line); they are still never logged, as
-/// headers and JSON keys are redacted by name.
-pub const MIN_SCRUBBED_SECRET: usize = 4;
-
-/// What a secret is replaced with in anything printed.
-pub const REDACTED: &str = "<redacted>";
-
-/// Header names whose values are secrets in requests or replies.
-const SECRET_HEADERS: [&str; 3] = ["x-auth-token", "x-subject-token", "authorization"];
-
-/// JSON keys whose values are secrets (Keystone's password method).
-const SECRET_KEYS: [&str; 3] = ["password", "secret", "token"];
 
 /// How much a request is logged on stderr.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -57,13 +44,20 @@ pub enum LogLevel {
 /// Settings of the HTTP layer.
 #[derive(Debug, Clone)]
 pub struct HttpSettings {
-    /// Connect and per-read/per-write timeout.
+    /// The deadline of one request (see the module comment).
     pub timeout: Duration,
     /// Retries after a 5xx answer or a connection failure.
     pub retries: u32,
     pub ca_file: Option<String>,
+    /// Client certificate (chain, maybe with its key) and key, PEM.
+    pub cert_file: Option<String>,
+    pub key_file: Option<String>,
     pub insecure: bool,
     pub log: LogLevel,
+    /// Say on stderr when a request is retried (off with `--quiet`).
+    pub announce_retries: bool,
+    /// The run's secrets, scrubbed from everything logged or returned.
+    pub secrets: Scrubber,
 }
 
 /// A request body.
@@ -156,6 +150,9 @@ impl<'a> Request<'a> {
 pub struct Reply {
     /// How many times the request was sent to get this reply.
     pub attempts: u32,
+    /// The registry answered before it had read the whole request body
+    /// (the rest was not sent).
+    pub cut_short: bool,
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
@@ -184,15 +181,19 @@ impl Reply {
         })
     }
 
-    /// The registry's message for a failed request, as one line: the
-    /// status, then the message found in the body (HTML stripped).
-    pub fn error_line(&self) -> String {
+    /// The status and its reason: `201 Created`.
+    pub fn status_line(&self) -> String {
         let reason = http::StatusCode::from_u16(self.status)
             .ok()
             .and_then(|s| s.canonical_reason())
             .unwrap_or("");
-        let status = format!("{} {reason}", self.status);
-        let status = status.trim_end();
+        format!("{} {reason}", self.status).trim_end().to_string()
+    }
+
+    /// The registry's message for a failed request, as one line: the
+    /// status, then the message found in the body (HTML stripped).
+    pub fn error_line(&self) -> String {
+        let status = self.status_line();
         match error_message(&self.body) {
             Some(m) if !m.is_empty() => format!("{status}: {m}"),
             _ => status.to_string(),
@@ -200,147 +201,22 @@ impl Reply {
     }
 }
 
-/// Longest registry message kept in an error line.
-const MAX_MESSAGE_CHARS: usize = 400;
-
 /// Most bytes of a reply body read (records and catalogs are far smaller).
 const MAX_REPLY_BYTES: u64 = 16 << 20;
 
-/// The message in an error body: Glance's `{"message"}`, Keystone's and
-/// IMS's `{"error": {"message"}}`, the API gateway's `{"error_msg"}`,
-/// Nova-style `{"badRequest": {"message"}}`, or the text of an HTML page.
-pub fn error_message(body: &[u8]) -> Option<String> {
-    let text = String::from_utf8_lossy(body);
-    let text = text.trim();
-    if text.is_empty() {
-        return None;
-    }
-    let message = match serde_json::from_str::<serde_json::Value>(text) {
-        Ok(v) => json_message(&v).unwrap_or_else(|| text.to_string()),
-        Err(_) => text.to_string(),
-    };
-    let mut line = one_line(&strip_html(&message));
-    // Glance appends the whole JSON schema to a schema violation: keep
-    // the sentence that says what was wrong.
-    if let Some(i) = line.find(" Failed validating ") {
-        line.truncate(i);
-    }
-    if line.chars().count() > MAX_MESSAGE_CHARS {
-        line = line.chars().take(MAX_MESSAGE_CHARS).collect::<String>() + "...";
-    }
-    Some(line)
-}
-
-fn json_message(v: &serde_json::Value) -> Option<String> {
-    let s = |v: &serde_json::Value| v.as_str().map(str::to_string);
-    let obj = v.as_object()?;
-    if let Some(m) = obj.get("message").and_then(s) {
-        return Some(m);
-    }
-    if let Some(m) = obj.get("error_msg").and_then(s) {
-        let code = obj.get("error_code").and_then(s);
-        return Some(match code {
-            Some(c) => format!("{m} ({c})"),
-            None => m,
-        });
-    }
-    if let Some(err) = obj.get("error") {
-        if let Some(m) = s(err) {
-            return Some(m);
-        }
-        if let Some(m) = err.get("message").and_then(s) {
-            return Some(match err.get("code").and_then(s) {
-                Some(c) if c.contains('.') => format!("{m} ({c})"),
-                _ => m,
-            });
-        }
-    }
-    // {"badRequest": {"message": ...}} and similar one-key wrappers.
-    if obj.len() == 1
-        && let Some(inner) = obj.values().next()
-        && let Some(m) = inner.get("message").and_then(s)
-    {
-        return Some(m);
-    }
-    obj.get("title")
-        .and_then(s)
-        .or_else(|| obj.get("description").and_then(s))
-}
-
-/// Text with HTML tags removed and the common entities decoded; the
-/// `<title>` and `<h1>` of an error page are dropped (they only repeat
-/// the status).
-pub fn strip_html(s: &str) -> String {
-    let mut s = s.to_string();
-    for tag in ["title", "h1", "head"] {
-        while let Some(start) = find_ci(&s, &format!("<{tag}")) {
-            match find_ci(&s[start..], &format!("</{tag}>")) {
-                Some(end) => s.replace_range(start..start + end + tag.len() + 3, " "),
-                None => break,
-            }
-        }
-    }
-    let mut out = String::with_capacity(s.len());
-    let mut in_tag = false;
-    for c in s.chars() {
-        match c {
-            '<' => in_tag = true,
-            '>' if in_tag => {
-                in_tag = false;
-                out.push(' ');
-            }
-            _ if !in_tag => out.push(c),
-            _ => {}
-        }
-    }
-    out.replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&quot;", "\"")
-        .replace("&#39;", "'")
-        .replace("&nbsp;", " ")
-        .replace("&amp;", "&")
-}
-
-fn find_ci(hay: &str, needle: &str) -> Option<usize> {
-    hay.to_ascii_lowercase().find(&needle.to_ascii_lowercase())
-}
-
-/// Whitespace (newlines included) collapsed to single spaces.
-pub fn one_line(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
-}
-
-fn redact_header(name: &str, value: &str) -> String {
-    if SECRET_HEADERS.iter().any(|h| name.eq_ignore_ascii_case(h)) {
-        REDACTED.to_string()
-    } else {
-        value.to_string()
-    }
-}
-
-/// Replaces the values of secret keys (`password`, ...) in a JSON tree.
-pub fn redact_json(v: &mut serde_json::Value) {
-    match v {
-        serde_json::Value::Object(map) => {
-            for (k, val) in map.iter_mut() {
-                if SECRET_KEYS.contains(&k.as_str()) && val.is_string() {
-                    *val = serde_json::Value::String(REDACTED.to_string());
-                } else {
-                    redact_json(val);
-                }
-            }
-        }
-        serde_json::Value::Array(items) => items.iter_mut().for_each(redact_json),
-        _ => {}
-    }
-}
+/// Most redirects followed for one request (all within one origin).
+const MAX_REDIRECTS: u32 = 5;
 
 /// The HTTP client.
 pub struct Http {
+    /// Every request but uploads: one deadline for the whole request.
     agent: ureq::Agent,
+    /// Streamed uploads: deadlines for the connection, each stall and the
+    /// reply, none for the (long) transfer itself.
+    upload_agent: ureq::Agent,
+    /// Set by a connection whose peer stopped reading the request body.
+    stop: Stop,
     settings: HttpSettings,
-    /// Every secret known, scrubbed from anything logged.
-    secrets: std::sync::Mutex<Vec<String>>,
 }
 
 /// Pause before retry `n` (0-based): 0.5 s, 1 s, 2 s, ... at most 8 s.
@@ -348,70 +224,179 @@ fn backoff(n: u32) -> Duration {
     Duration::from_millis(500u64.saturating_mul(1u64 << n.min(4)))
 }
 
+fn roots(settings: &HttpSettings) -> Result<Roots> {
+    if settings.insecure {
+        return Ok(Roots::Insecure);
+    }
+    let Some(ca) = &settings.ca_file else {
+        return Ok(Roots::System);
+    };
+    let pem = std::fs::read(ca).map_err(|e| {
+        Error::usage_for(
+            ca,
+            format!("--os-cacert: {}", crate::error::describe_io(&e)),
+        )
+    })?;
+    let certs: Vec<_> = ureq::tls::parse_pem(&pem)
+        .filter_map(|item| match item {
+            Ok(ureq::tls::PemItem::Certificate(c)) => {
+                Some(rustls::pki_types::CertificateDer::from(c.der().to_vec()))
+            }
+            _ => None,
+        })
+        .collect();
+    if certs.is_empty() {
+        return Err(Error::usage_for(
+            ca,
+            "--os-cacert: no PEM certificate in the file",
+        ));
+    }
+    Ok(Roots::Bundle(certs))
+}
+
+/// The client certificate chain and key (`--os-cert`, `--os-key`).
+fn client_identity(settings: &HttpSettings) -> Result<Option<certs::Identity>> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let Some(cert) = &settings.cert_file else {
+        return match &settings.key_file {
+            Some(_) => Err(Error::Usage(
+                "--os-key (OS_KEY) needs --os-cert (OS_CERT), the certificate it belongs to"
+                    .to_string(),
+            )),
+            None => Ok(None),
+        };
+    };
+    let read = |flag: &str, f: &str| {
+        std::fs::read(f)
+            .map_err(|e| Error::usage_for(f, format!("{flag}: {}", crate::error::describe_io(&e))))
+    };
+    let pem = read("--os-cert", cert)?;
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&pem)
+        .filter_map(|c| c.ok())
+        .collect();
+    if chain.is_empty() {
+        return Err(Error::usage_for(
+            cert,
+            "--os-cert: no PEM certificate in the file",
+        ));
+    }
+    let (key_pem, key_path) = match &settings.key_file {
+        Some(k) => (read("--os-key", k)?, k.as_str()),
+        None => (pem, cert.as_str()),
+    };
+    let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|_| {
+        Error::usage_for(
+            key_path,
+            "no PEM private key in the file (give it with --os-key / OS_KEY)",
+        )
+    })?;
+    Ok(Some((chain, key)))
+}
+
+/// True for the statuses that redirect (300 is a choice, not a redirect).
+fn is_redirect(status: u16) -> bool {
+    matches!(status, 301 | 302 | 303 | 307 | 308)
+}
+
+/// (scheme, host, port) of an absolute URL, lowercased, default ports
+/// filled in.
+fn origin(url: &str) -> Option<(String, String, u16)> {
+    let uri: http::Uri = url.parse().ok()?;
+    let scheme = uri.scheme_str()?.to_ascii_lowercase();
+    let host = uri.host()?.to_ascii_lowercase();
+    let port = uri.port_u16().or(match scheme.as_str() {
+        "http" => Some(80),
+        "https" => Some(443),
+        _ => None,
+    })?;
+    Some((scheme, host, port))
+}
+
+/// The host (and port) of a URL, for messages.
+fn host_of(url: &str) -> String {
+    url.parse::<http::Uri>()
+        .ok()
+        .and_then(|u| u.authority().map(|a| a.to_string()))
+        .unwrap_or_else(|| url.to_string())
+}
+
+/// The absolute URL a `Location` names, relative to `base`.
+fn resolve_location(base: &str, location: &str) -> Option<String> {
+    let location = location.trim();
+    let location = location.split('#').next().unwrap_or_default();
+    if location.contains("://") {
+        return Some(location.to_string());
+    }
+    let uri: http::Uri = base.parse().ok()?;
+    let scheme = uri.scheme_str()?;
+    let authority = uri.authority()?.as_str();
+    if let Some(rest) = location.strip_prefix("//") {
+        return Some(format!("{scheme}://{rest}"));
+    }
+    if location.starts_with('/') {
+        return Some(format!("{scheme}://{authority}{location}"));
+    }
+    let path = uri.path();
+    let dir = &path[..path.rfind('/').map_or(0, |i| i + 1)];
+    Some(format!("{scheme}://{authority}{dir}{location}"))
+}
+
 impl Http {
     pub fn new(settings: HttpSettings) -> Result<Self> {
-        let mut tls = TlsConfig::builder();
-        if settings.insecure {
-            tls = tls.disable_verification(true);
-        } else if let Some(ca) = &settings.ca_file {
-            let pem = std::fs::read(ca).map_err(|e| {
-                Error::usage_for(
-                    ca,
-                    format!("--os-cacert: {}", crate::error::describe_io(&e)),
-                )
-            })?;
-            let certs: Vec<Certificate<'static>> = ureq::tls::parse_pem(&pem)
-                .filter_map(|item| match item {
-                    Ok(ureq::tls::PemItem::Certificate(c)) => Some(c),
-                    _ => None,
+        let tls =
+            certs::client_config(roots(&settings)?, client_identity(&settings)?).map_err(|e| {
+                Error::Usage(match &settings.ca_file {
+                    _ if e.starts_with("--os-cert") => e,
+                    Some(ca) => format!("--os-cacert '{ca}': {e}"),
+                    None => format!("TLS setup failed: {e}"),
                 })
-                .collect();
-            if certs.is_empty() {
-                return Err(Error::usage_for(
-                    ca,
-                    "--os-cacert: no PEM certificate in the file",
-                ));
-            }
-            tls = tls.root_certs(RootCerts::Specific(Arc::new(certs)));
-        } else {
-            tls = tls.root_certs(RootCerts::PlatformVerifier);
-        }
-        let config = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .tls_config(tls.build())
-            .timeout_connect(Some(settings.timeout))
-            .timeout_per_read(Some(settings.timeout))
-            .timeout_per_write(Some(settings.timeout))
-            .max_redirects(5)
-            .output_buffer_size(256 * 1024)
-            .user_agent(concat!("diskforge/", env!("CARGO_PKG_VERSION")))
-            .build();
+            })?;
+        let t = Some(settings.timeout);
+        let base = || {
+            ureq::Agent::config_builder()
+                .http_status_as_error(false)
+                .max_redirects(0)
+                .max_redirects_will_error(false)
+                .output_buffer_size(256 * 1024)
+                .user_agent(concat!("diskforge/", env!("CARGO_PKG_VERSION")))
+                .timeout_per_read(t)
+                .timeout_per_write(t)
+        };
+        let stop = Stop::default();
+        let agent = connect::agent(base().timeout_global(t).build(), tls.clone(), stop.clone());
+        let upload_agent = connect::agent(
+            base()
+                .timeout_resolve(t)
+                .timeout_connect(t)
+                .timeout_send_request(t)
+                .timeout_recv_response(t)
+                .timeout_recv_body(t)
+                .build(),
+            tls,
+            stop.clone(),
+        );
         Ok(Http {
-            agent: config.new_agent(),
+            agent,
+            upload_agent,
+            stop,
             settings,
-            secrets: std::sync::Mutex::new(Vec::new()),
         })
     }
 
-    /// Remembers a secret so that it is scrubbed from every log line.
+    /// Remembers a secret so that it is scrubbed from everything.
     pub fn add_secret(&self, s: &str) {
-        if s.len() < MIN_SCRUBBED_SECRET {
-            return;
-        }
-        if let Ok(mut v) = self.secrets.lock() {
-            v.push(s.to_string());
-        }
+        self.settings.secrets.add(s);
     }
 
     /// `text` with every known secret replaced.
     pub fn scrub(&self, text: &str) -> String {
-        let mut out = text.to_string();
-        if let Ok(v) = self.secrets.lock() {
-            for s in v.iter() {
-                out = out.replace(s.as_str(), REDACTED);
-            }
-        }
-        out
+        self.settings.secrets.scrub(text)
+    }
+
+    /// The run's secrets.
+    pub fn scrubber(&self) -> &Scrubber {
+        &self.settings.secrets
     }
 
     fn log(&self, text: &str) {
@@ -420,10 +405,53 @@ impl Http {
         }
     }
 
-    /// Sends `req`; any HTTP status is a reply. Transport failures and 5xx
-    /// answers are retried (bounded, with backoff) when the body can be
-    /// sent again; `what` names the operation in errors.
+    /// Sends `req`; any HTTP status but a redirect is a reply. A redirect
+    /// is followed only for a GET within the same origin (see the module
+    /// comment); any other is an error. `what` names the operation.
     pub fn send(&self, mut req: Request<'_>, what: &str) -> Result<Reply> {
+        let mut hops = 0;
+        loop {
+            let reply = self.send_retrying(&mut req, what)?;
+            if !is_redirect(reply.status) {
+                return Ok(reply);
+            }
+            let location = reply.header("Location").map(str::to_string);
+            let target = location
+                .as_deref()
+                .and_then(|l| resolve_location(&req.url, l));
+            match target {
+                Some(t)
+                    if req.method == "GET"
+                        && hops < MAX_REDIRECTS
+                        && origin(&t).is_some()
+                        && origin(&t) == origin(&req.url) =>
+                {
+                    if self.settings.log >= LogLevel::Requests {
+                        self.log(&format!("following the redirect to {t}"));
+                    }
+                    req.url = t;
+                    hops += 1;
+                }
+                _ => {
+                    let to = location
+                        .map(|l| format!(" (redirect to {l})"))
+                        .unwrap_or_default();
+                    return Err(Error::Failed(self.scrub(&format!(
+                        "{what}: {} {} was answered {}{to}; not followed: diskforge follows a \
+                         redirect only for a GET to the same scheme, host and port, so that \
+                         the token goes nowhere else",
+                        req.method,
+                        req.url,
+                        reply.error_line()
+                    ))));
+                }
+            }
+        }
+    }
+
+    /// Sends `req` once, and again (bounded, with backoff, announced) after
+    /// a transport failure or a 5xx answer when its body can be sent again.
+    fn send_retrying(&self, req: &mut Request<'_>, what: &str) -> Result<Reply> {
         let attempts = if req.replayable() {
             self.settings.retries + 1
         } else {
@@ -437,7 +465,7 @@ impl Http {
                 self.log(&format!("{} {}", req.method, req.url));
             }
             let started = Instant::now();
-            let result = self.send_once(&mut req).map(|mut r| {
+            let result = self.send_once(req).map(|mut r| {
                 r.attempts = n + 1;
                 r
             });
@@ -445,7 +473,7 @@ impl Http {
             let retry_reason = match &result {
                 Ok(reply) if reply.status >= 500 => Some(reply.error_line()),
                 Ok(_) => None,
-                Err(e) if is_transient(e) => Some(transport_message(e)),
+                Err(e) if is_transient(e) => Some(self.transport_message(e, &req.url)),
                 Err(_) => None,
             };
             if let Ok(reply) = &result {
@@ -454,22 +482,28 @@ impl Http {
             match retry_reason {
                 Some(reason) if n < attempts => {
                     let pause = backoff(n - 1);
-                    if self.settings.log >= LogLevel::Requests {
+                    if self.settings.announce_retries || self.settings.log >= LogLevel::Requests {
                         self.log(&format!(
-                            "{what}: {reason}; retrying in {:.1} s ({n}/{})",
+                            "{what}: retrying in {:.1} s (attempt {} of {attempts}): {reason}",
                             pause.as_secs_f64(),
-                            attempts - 1
+                            n + 1
                         ));
                     }
                     std::thread::sleep(pause);
                 }
                 _ => {
                     return result.map_err(|e| {
+                        let cut = if self.stop.is_set() {
+                            "the registry closed the connection before it had read all the \
+                             data, without an answer: "
+                        } else {
+                            ""
+                        };
                         Error::Failed(self.scrub(&format!(
-                            "{what}: {} {}: {}",
+                            "{what}: {} {}: {cut}{}",
                             req.method,
                             req.url,
-                            transport_message(&e)
+                            self.transport_message(&e, &req.url)
                         )))
                     });
                 }
@@ -509,6 +543,7 @@ impl Http {
     }
 
     fn send_once(&self, req: &mut Request<'_>) -> std::result::Result<Reply, ureq::Error> {
+        self.stop.clear();
         let mut builder = http::Request::builder()
             .method(req.method)
             .uri(req.url.as_str());
@@ -528,12 +563,17 @@ impl Http {
             }
             Body::Stream { reader, len, .. } => {
                 let builder = builder.header("Content-Length", len.to_string());
-                self.agent
-                    .run(builder.body(ureq::SendBody::from_reader(*reader))?)?
+                let mut body = StopAware {
+                    inner: &mut **reader,
+                    stop: self.stop.clone(),
+                    left: *len,
+                };
+                self.upload_agent
+                    .run(builder.body(ureq::SendBody::from_reader(&mut body))?)?
             }
         };
         let status = response.status().as_u16();
-        let headers = response
+        let headers: Vec<(String, String)> = response
             .headers()
             .iter()
             .map(|(k, v)| {
@@ -543,6 +583,12 @@ impl Http {
                 )
             })
             .collect();
+        // A token Keystone issues is a secret from the moment it is seen.
+        for (k, v) in &headers {
+            if k.eq_ignore_ascii_case("x-subject-token") {
+                self.add_secret(v);
+            }
+        }
         let body = response
             .into_body()
             .with_config()
@@ -550,13 +596,30 @@ impl Http {
             .read_to_vec()?;
         Ok(Reply {
             attempts: 1,
+            cut_short: self.stop.is_set(),
             status,
             headers,
-            body,
+            body: self.settings.secrets.scrub_bytes(body),
         })
+    }
+
+    /// A transport failure in words.
+    fn transport_message(&self, e: &ureq::Error, url: &str) -> String {
+        match e {
+            ureq::Error::Io(io) => crate::error::describe_io(io),
+            ureq::Error::ConnectionFailed => "connection failed".to_string(),
+            ureq::Error::HostNotFound => "host not found".to_string(),
+            ureq::Error::Timeout(_) => format!(
+                "no complete answer within --timeout {} s",
+                self.settings.timeout.as_secs_f64()
+            ),
+            ureq::Error::Rustls(t) => certs::explain(t, &host_of(url)),
+            other => one_line(&other.to_string()),
+        }
     }
 }
 
+/// Failures worth another attempt: the connection, not the certificate.
 fn is_transient(e: &ureq::Error) -> bool {
     matches!(
         e,
@@ -564,57 +627,9 @@ fn is_transient(e: &ureq::Error) -> bool {
     )
 }
 
-fn transport_message(e: &ureq::Error) -> String {
-    match e {
-        ureq::Error::Io(io) => crate::error::describe_io(io),
-        ureq::Error::ConnectionFailed => "connection failed".to_string(),
-        ureq::Error::HostNotFound => "host not found".to_string(),
-        ureq::Error::Timeout(t) => format!("timed out ({t})"),
-        other => one_line(&other.to_string()),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn glance_message_without_html() {
-        let body = br#"{"message": "Image with identifier x already exists!<br /><br />\n\n\n", "code": "409 Conflict", "title": "Conflict"}"#;
-        assert_eq!(
-            error_message(body).as_deref(),
-            Some("Image with identifier x already exists!")
-        );
-    }
-
-    #[test]
-    fn ims_error_shapes() {
-        let a = br#"{"error": {"code": "IMG.0024", "message": "The image name is invalid."}}"#;
-        assert_eq!(
-            error_message(a).as_deref(),
-            Some("The image name is invalid. (IMG.0024)")
-        );
-        let b = br#"{"error_code": "APIGW.0301", "error_msg": "Incorrect IAM authentication information", "request_id": "r"}"#;
-        assert_eq!(
-            error_message(b).as_deref(),
-            Some("Incorrect IAM authentication information (APIGW.0301)")
-        );
-    }
-
-    #[test]
-    fn keystone_error() {
-        let b = br#"{"error":{"code":401,"message":"The request you have made requires authentication.","title":"Unauthorized"}}"#;
-        assert_eq!(
-            error_message(b).as_deref(),
-            Some("The request you have made requires authentication.")
-        );
-    }
-
-    #[test]
-    fn html_page() {
-        let b = b"<html>\n <head>\n  <title>409 Conflict</title>\n </head>\n <body>\n  <h1>409 Conflict</h1>\n  There was a conflict.<br /><br />\n\n </body>\n</html>";
-        assert_eq!(error_message(b).as_deref(), Some("There was a conflict."));
-    }
 
     #[test]
     fn secrets_redacted_in_description() {
@@ -623,5 +638,38 @@ mod tests {
             .json(serde_json::json!({"auth": {"password": {"user": {"password": "pw"}}}}));
         let d = req.describe();
         assert!(!d.contains("tok123") && !d.contains("\"pw\""), "{d}");
+    }
+
+    #[test]
+    fn origins() {
+        let cases = [
+            ("http://a:80/x", "http://A/y", true),
+            ("https://a/x", "https://a:443/", true),
+            ("https://a/x", "http://a/x", false),
+            ("http://a/x", "http://a:8080/x", false),
+            ("http://a/x", "http://b/x", false),
+            (
+                "http://127.0.0.1:9292/v2",
+                "http://localhost:9292/v2",
+                false,
+            ),
+        ];
+        for (a, b, same) in cases {
+            assert_eq!(origin(a) == origin(b), same, "{a} {b}");
+        }
+    }
+
+    #[test]
+    fn locations() {
+        let base = "http://g:9292/v2/images/abc";
+        let cases = [
+            ("/v2/images/def", "http://g:9292/v2/images/def"),
+            ("def", "http://g:9292/v2/images/def"),
+            ("//h/x", "http://h/x"),
+            ("https://h:1/x#frag", "https://h:1/x"),
+        ];
+        for (loc, want) in cases {
+            assert_eq!(resolve_location(base, loc).as_deref(), Some(want), "{loc}");
+        }
     }
 }

@@ -1,9 +1,9 @@
 //! The image record to create, built from the command line and checked
 //! against the rules of the target API before anything is sent.
 
+use super::disk_format::IMS_DISK_FORMATS;
 use crate::cli::register::{Api, RegisterArgs};
 use crate::error::{Error, Result};
-use crate::format::Format;
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -11,10 +11,6 @@ use std::path::Path;
 /// maxLength and its database columns).
 pub const MAX_STRING: usize = 255;
 
-/// Glance's default `disk_formats`.
-pub const GLANCE_DISK_FORMATS: [&str; 11] = [
-    "ami", "ari", "aki", "vhd", "vhdx", "vmdk", "raw", "qcow2", "vdi", "iso", "ploop",
-];
 /// Glance's default `container_formats`.
 pub const GLANCE_CONTAINER_FORMATS: [&str; 8] = [
     "ami",
@@ -26,8 +22,6 @@ pub const GLANCE_CONTAINER_FORMATS: [&str; 8] = [
     "docker",
     "compressed",
 ];
-/// The disk formats IMS's native create accepts.
-pub const IMS_DISK_FORMATS: [&str; 4] = ["zvhd2", "vhd", "raw", "qcow2"];
 /// IMS's range for min_disk, in GB.
 pub const IMS_MIN_DISK: std::ops::RangeInclusive<u64> = 1..=1024;
 /// The visibilities of Image API v2.
@@ -84,6 +78,10 @@ pub struct ImageMeta {
     pub tags: Vec<String>,
     /// Extra properties (strings, as Glance requires), sorted by key.
     pub properties: BTreeMap<String, String>,
+    /// A warning to print (a disk format forced against the file's).
+    pub note: Option<String>,
+    /// `--force-disk-format`: the disk format is not checked again.
+    pub disk_format_forced: bool,
 }
 
 fn usage(msg: impl Into<String>) -> Error {
@@ -136,38 +134,22 @@ fn char_len(s: &str) -> usize {
     s.chars().count()
 }
 
-/// The registry disk format for a detected image format.
-pub fn disk_format_for(format: Format, path: &Path) -> Result<&'static str> {
-    Ok(match format {
-        Format::Qcow2 => "qcow2",
-        Format::Vmdk => "vmdk",
-        Format::Vdi => "vdi",
-        Format::Vpc => "vhd",
-        Format::Raw => "raw",
-        Format::Qcow => {
-            return Err(Error::usage_for(
-                &path.display().to_string(),
-                "is a qcow (version 1) image, which no registry has a disk_format for; \
-                 give one with --disk-format (or convert it to qcow2 first)",
-            ));
-        }
-    })
-}
-
 impl ImageMeta {
     /// The record for `args` and the image at `path`, checked for `api`.
-    pub fn from_args(args: &RegisterArgs, path: &Path) -> Result<ImageMeta> {
-        let name = match &args.name {
+    pub fn from_args(args: &RegisterArgs, path: &Path, name: Option<String>) -> Result<ImageMeta> {
+        let name = match &name {
             Some(n) => n.clone(),
             None => path
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default(),
         };
-        let disk_format = match &args.disk_format {
-            Some(f) => f.clone(),
-            None => disk_format_for(crate::format::probe(path)?, path)?.to_string(),
-        };
+        let (disk_format, note) = super::disk_format::choose(
+            path,
+            args.disk_format.as_deref(),
+            args.api,
+            args.force_disk_format,
+        )?;
         let visibility = if args.public {
             Some("public".to_string())
         } else if args.private {
@@ -226,6 +208,8 @@ impl ImageMeta {
             min_ram,
             tags,
             properties,
+            note,
+            disk_format_forced: args.force_disk_format,
         };
         meta.validate(args.api)?;
         Ok(meta)
@@ -338,7 +322,7 @@ impl ImageMeta {
                 "--api ims: visibility can only be private, not '{v}'"
             )));
         }
-        if !IMS_DISK_FORMATS.contains(&self.disk_format.as_str()) {
+        if !self.disk_format_forced && !IMS_DISK_FORMATS.contains(&self.disk_format.as_str()) {
             return Err(usage(format!(
                 "--api ims: disk format '{}' is not accepted (IMS takes {}); convert the image or give --disk-format",
                 self.disk_format,

@@ -5,19 +5,25 @@
 //! the record, [`upload`] streams and verifies the data.
 
 pub mod auth;
+pub mod certs;
+pub mod clouds;
+pub mod connect;
+pub mod disk_format;
 pub mod glance_v1;
 pub mod glance_v2;
 pub mod http;
 pub mod image;
 pub mod ims;
+pub mod message;
+pub mod output;
+pub mod secrets;
 pub mod upload;
 
-use crate::cli::OutputFormat;
 use crate::cli::register::{Api, RegisterArgs};
 use crate::error::{Error, Result};
 use crate::progress::Progress;
 use auth::{Connection, Settings};
-use http::{Http, HttpSettings, LogLevel};
+use http::{Http, HttpSettings, LogLevel, Scrubber};
 use image::ImageMeta;
 use serde_json::Value;
 use std::fs::File;
@@ -25,7 +31,7 @@ use std::path::Path;
 use std::time::Duration;
 use upload::HashingReader;
 
-/// Default connect and per-read/write timeout, in seconds.
+/// Default deadline of one request, in seconds.
 const DEFAULT_TIMEOUT_SECS: f64 = 60.0;
 /// Default number of retries on 5xx answers and connection failures.
 const DEFAULT_RETRIES: u32 = 3;
@@ -35,24 +41,22 @@ const MAX_RETRIES: u32 = 10;
 /// Runs `diskforge register`.
 pub fn run(args: &RegisterArgs) -> Result<()> {
     let settings = Settings::gather(args)?;
-    let secrets = settings.secrets();
-    let result = register(args, settings);
-    // Whatever went wrong, the error line never carries a secret.
+    let secrets = Scrubber::default();
+    for s in settings.secrets() {
+        secrets.add(&s);
+    }
+    let result = register(args, settings, &secrets);
+    // Whatever went wrong, the error line never carries a secret: not one
+    // given, and not one issued during the run (the scrubber learnt those).
     result.map_err(|e| scrub_error(e, &secrets))
 }
 
-fn scrub_error(e: Error, secrets: &[String]) -> Error {
-    let scrub = |s: String| {
-        secrets
-            .iter()
-            .filter(|x| x.len() >= http::MIN_SCRUBBED_SECRET)
-            .fold(s, |acc, x| acc.replace(x.as_str(), http::REDACTED))
-    };
+fn scrub_error(e: Error, secrets: &Scrubber) -> Error {
     match e {
-        Error::Usage(m) => Error::Usage(scrub(m)),
-        Error::Failed(m) => Error::Failed(scrub(m)),
+        Error::Usage(m) => Error::Usage(secrets.scrub(&m)),
+        Error::Failed(m) => Error::Failed(secrets.scrub(&m)),
         Error::Io { context, source } => Error::Io {
-            context: scrub(context),
+            context: secrets.scrub(&context),
             source,
         },
     }
@@ -82,7 +86,15 @@ fn parse_retries(v: Option<&str>) -> Result<u32> {
     }
 }
 
-fn register(args: &RegisterArgs, settings: Settings) -> Result<()> {
+fn register(args: &RegisterArgs, settings: Settings, secrets: &Scrubber) -> Result<()> {
+    // As openstack: with --file, the positional argument is the name.
+    if args.file.is_some() && args.filename.is_some() && args.name.is_some() {
+        return Err(Error::Usage(
+            "register: with --file FILE the argument is the image name, and --name gives one \
+             too: give one of them"
+                .to_string(),
+        ));
+    }
     let Some(file) = args.file.as_deref().or(args.filename.as_deref()) else {
         return Err(Error::Usage(
             "register: missing FILENAME (the image to register, or --file FILE); try '--help'"
@@ -105,11 +117,20 @@ fn register(args: &RegisterArgs, settings: Settings) -> Result<()> {
             .map_err(Error::io_at(path, "Could not read the size of"))?
     };
 
-    let mut meta = ImageMeta::from_args(args, path)?;
-    // Glance v2 takes the id from the client: choosing it here makes a
-    // retried create safe (a second attempt meets its own id, never
-    // makes a second image).
-    if args.api == Api::GlanceV2 && meta.id.is_none() && !args.dry_run {
+    let name = match (&args.file, &args.filename) {
+        (Some(_), Some(n)) => Some(n.clone()),
+        _ => args.name.clone(),
+    };
+    let mut meta = ImageMeta::from_args(args, path, name)?;
+    if let Some(note) = &meta.note {
+        crate::errln!("{}: {note}", crate::cli::program_name());
+    }
+    // Glance (v2 and v1) takes the id from the client: choosing it here
+    // makes a retried create safe (a second attempt meets its own id,
+    // never makes a second image) and lets diskforge check that the
+    // record it is answered with is the one it asked for.
+    let id_chosen_here = args.api != Api::Ims && meta.id.is_none() && !args.dry_run;
+    if id_chosen_here {
         meta.id = Some(image::random_uuid()?);
     }
     settings.check()?;
@@ -124,12 +145,13 @@ fn register(args: &RegisterArgs, settings: Settings) -> Result<()> {
         timeout: parse_timeout(args.timeout.as_deref())?,
         retries: parse_retries(args.retries.as_deref())?,
         ca_file: settings.cacert.clone(),
+        cert_file: settings.cert.clone(),
+        key_file: settings.key.clone(),
         insecure: settings.insecure,
         log,
+        announce_retries: !args.quiet,
+        secrets: secrets.clone(),
     })?;
-    for s in settings.secrets() {
-        http.add_secret(&s);
-    }
 
     let conn = auth::connect(&settings, &http, args.dry_run)?;
     let job = Job {
@@ -139,13 +161,20 @@ fn register(args: &RegisterArgs, settings: Settings) -> Result<()> {
         path,
         size,
         upload,
+        id_chosen_here,
     };
     let record = match args.api {
         Api::GlanceV2 | Api::Ims => job.register_v2(&meta)?,
         Api::GlanceV1 => job.register_v1(&meta)?,
     };
     if let Some(record) = record {
-        print_record(&record, args.output);
+        let text = output::render(
+            &http.scrubber().scrub_json(&record),
+            args.output,
+            args.format,
+            &args.column,
+        )?;
+        crate::outln!("{text}");
     }
     Ok(())
 }
@@ -158,7 +187,13 @@ struct Job<'a> {
     path: &'a Path,
     size: u64,
     upload: bool,
+    /// The image id is a random one chosen by this run (not `--id`).
+    id_chosen_here: bool,
 }
+
+/// The statuses of a record that a failed upload leaves and that diskforge
+/// deletes (when this run created it): nothing else is ever deleted.
+const DELETABLE: [&str; 2] = ["queued", "saving"];
 
 impl Job<'_> {
     fn open(&self) -> Result<File> {
@@ -171,6 +206,30 @@ impl Job<'_> {
 
     fn note(&self, text: &str) {
         crate::errln!("{}: {}", crate::cli::program_name(), self.http.scrub(text));
+    }
+
+    /// After a verified upload: the line that says what was verified
+    /// (not with --quiet), then any note.
+    fn notes(&self, lines: Vec<String>) {
+        for (i, n) in lines.iter().enumerate() {
+            if i > 0 || !self.args.quiet {
+                self.note(n);
+            }
+        }
+    }
+
+    /// A record created without data says so (not with --quiet).
+    fn say_no_data(&self, record: &Value) {
+        if self.upload || self.args.quiet {
+            return;
+        }
+        let id = record.get("id").and_then(Value::as_str).unwrap_or("?");
+        let status = record.get("status").and_then(Value::as_str).unwrap_or("?");
+        self.note(&format!(
+            "no data was uploaded: image {id} is an empty record (status {status}); \
+             register with --upload (or --file FILE) to upload {}",
+            self.path.display()
+        ));
     }
 
     /// Glance v2 / IMS: create the record, then stream the data and verify.
@@ -194,22 +253,25 @@ impl Job<'_> {
             return Ok(None);
         }
         let reply = self.http.send(create, "creating the image")?;
-        let record = match (reply.status, reply.attempts, &meta.id) {
-            // A retried create that meets its own id: an earlier attempt
-            // reached the registry after all. Take that record if it is
-            // the one we asked for.
-            (409, 2.., Some(id)) => match glance_v2::get(self.http, self.conn, id) {
-                Ok(r)
-                    if r.get("name").and_then(Value::as_str) == Some(meta.name.as_str())
-                        && r.get("status").and_then(Value::as_str) == Some("queued") =>
-                {
-                    r
+        let sent_id = meta.id.as_deref();
+        let record = match (reply.status, reply.attempts, sent_id) {
+            // A retried create that meets the random id this run chose: an
+            // earlier attempt reached the registry after all. Take that
+            // record if it is the one asked for (a --id of the user's own
+            // may name someone else's image: never taken).
+            (409, 2.., Some(id)) if self.id_chosen_here => {
+                match glance_v2::get(self.http, self.conn, id) {
+                    Ok(r) if r.get("name").and_then(Value::as_str) == Some(meta.name.as_str()) => {
+                        glance_v2::check_created_record(&r, Some(id))?;
+                        r
+                    }
+                    _ => glance_v2::created(&reply, sent_id)?,
                 }
-                _ => glance_v2::created(reply, |r| r.error_line())?,
-            },
-            _ => glance_v2::created(reply, |r| r.error_line())?,
+            }
+            _ => glance_v2::created(&reply, sent_id)?,
         };
         if !self.upload {
+            self.say_no_data(&record);
             return Ok(Some(record));
         }
         let id = record
@@ -219,7 +281,17 @@ impl Job<'_> {
             .to_string();
         match self.upload_v2(&id) {
             Ok(record) => Ok(Some(record)),
-            Err(e) => Err(self.after_failure(&id, e)),
+            Err(e) => {
+                let status = glance_v2::get(self.http, self.conn, &id).map(|r| status_of(&r));
+                let delete = |id: &str| glance_v2::delete(self.http, self.conn, id);
+                Err(failure_line(
+                    e,
+                    &id,
+                    status,
+                    self.args.keep_on_failure,
+                    delete,
+                ))
+            }
         }
     }
 
@@ -234,28 +306,10 @@ impl Job<'_> {
         );
         let reply = self.http.send(req, "uploading the image data")?;
         let sent = reader.finish()?;
-        if !reply.ok() {
-            return Err(Error::Failed(format!(
-                "the registry refused the image data: {}",
-                reply.error_line()
-            )));
-        }
+        check_upload_reply(&reply, sent.size, self.size)?;
         let record = glance_v2::get(self.http, self.conn, id)?;
-        for n in upload::verify(&record, &sent, self.path)? {
-            self.note(&n);
-        }
+        self.notes(upload::verify(&record, &sent, self.path)?);
         Ok(record)
-    }
-
-    /// After a failed upload or verification: say what was left behind and
-    /// delete it unless `--keep-on-failure`.
-    fn after_failure(&self, id: &str, e: Error) -> Error {
-        let status = glance_v2::get(self.http, self.conn, id)
-            .ok()
-            .and_then(|r| r.get("status").and_then(Value::as_str).map(str::to_string))
-            .unwrap_or_else(|| "unknown".to_string());
-        let delete = |id: &str| glance_v2::delete(self.http, self.conn, id);
-        failure_line(e, id, &status, self.args.keep_on_failure, delete)
     }
 
     /// Image API v1: one POST with headers and (with --upload) the data.
@@ -275,22 +329,24 @@ impl Job<'_> {
             );
             return Ok(None);
         }
+        let sent_id = meta.id.as_deref();
         if !self.upload {
             let req = glance_v1::create_request(self.conn, meta, None);
             let reply = self.http.send(req, "creating the image")?;
-            return glance_v1::created(&reply).map(Some);
+            let record = glance_v1::created(&reply, sent_id)?;
+            self.say_no_data(&record);
+            return Ok(Some(record));
         }
         let mut reader = HashingReader::new(self.open()?, self.progress());
         let what = self.path.display().to_string();
         let req = glance_v1::create_request(self.conn, meta, Some((&mut reader, self.size, what)));
         let reply = self.http.send(req, "creating the image with its data")?;
         let sent = reader.finish()?;
-        let record = glance_v1::created(&reply)?;
+        check_upload_reply(&reply, sent.size, self.size)?;
+        let record = glance_v1::created(&reply, sent_id)?;
         match upload::verify(&record, &sent, self.path) {
             Ok(notes) => {
-                for n in notes {
-                    self.note(&n);
-                }
+                self.notes(notes);
                 Ok(Some(record))
             }
             Err(e) => {
@@ -299,28 +355,12 @@ impl Job<'_> {
                     .and_then(Value::as_str)
                     .unwrap_or_default()
                     .to_string();
-                let status = record
-                    .get("status")
-                    .and_then(Value::as_str)
-                    .unwrap_or("unknown")
-                    .to_string();
-                let delete = |id: &str| {
-                    let url = format!("{}/{id}", glance_v1::images_url(self.conn));
-                    let req = http::Request::new("DELETE", url).token(self.conn.token.as_ref());
-                    let reply = self.http.send(req, "deleting the image")?;
-                    if reply.ok() || reply.status == 404 {
-                        Ok(())
-                    } else {
-                        Err(Error::Failed(format!(
-                            "deleting the image {id}: {}",
-                            reply.error_line()
-                        )))
-                    }
-                };
+                let status = glance_v1::get(self.http, self.conn, &id).map(|r| status_of(&r));
+                let delete = |id: &str| glance_v1::delete(self.http, self.conn, id);
                 Err(failure_line(
                     e,
                     &id,
-                    &status,
+                    status,
                     self.args.keep_on_failure,
                     delete,
                 ))
@@ -329,19 +369,75 @@ impl Job<'_> {
     }
 }
 
+fn status_of(record: &Value) -> String {
+    record
+        .get("status")
+        .and_then(Value::as_str)
+        .unwrap_or("unknown")
+        .to_string()
+}
+
+/// The reply to a streamed upload: a refusal (with the registry's status
+/// and message, also when it came before all the data was sent), or a
+/// success that came too early.
+fn check_upload_reply(reply: &http::Reply, sent: u64, size: u64) -> Result<()> {
+    let early = if reply.cut_short {
+        format!(" (it answered after {sent} of {size} bytes and stopped reading)")
+    } else {
+        String::new()
+    };
+    if !reply.ok() {
+        return Err(Error::Failed(format!(
+            "the registry refused the image data: {}{early}",
+            reply.error_line()
+        )));
+    }
+    if reply.cut_short {
+        return Err(Error::Failed(format!(
+            "the registry answered {} before it had received all the data{early}",
+            reply.status
+        )));
+    }
+    Ok(())
+}
+
 /// The one error line after a failed upload: why, what was left, and
-/// whether it was deleted.
+/// whether it was deleted. `status` is the record's status read back just
+/// now: only a `queued` or `saving` record (one this run created: the
+/// caller has checked that) is deleted.
 fn failure_line(
     e: Error,
     id: &str,
-    status: &str,
+    status: Result<String>,
     keep: bool,
     delete: impl FnOnce(&str) -> Result<()>,
 ) -> Error {
+    let status = match status {
+        Ok(s) => s,
+        Err(why) => {
+            let (e, why) = (e.to_string(), why.to_string());
+            let why = if why == e {
+                String::new()
+            } else {
+                format!(" ({why})")
+            };
+            return Error::Failed(format!(
+                "{e}; image {id} may be left behind: its status could not be read{why}, \
+                 so it was not deleted; check it with `openstack image show {id}`"
+            ));
+        }
+    };
     if keep {
         return Error::Failed(format!(
             "{e}; image {id} left behind (status {status}, kept by --keep-on-failure; \
              a failed upload cannot be retried on it: delete it with `openstack image delete {id}`)"
+        ));
+    }
+    if !DELETABLE.contains(&status.as_str()) {
+        return Error::Failed(format!(
+            "{e}; image {id} left behind (status {status}): diskforge deletes only a record \
+             it created that is still queued or saving; check it and delete it with \
+             `openstack image delete {id}`"
         ));
     }
     match delete(id) {
@@ -351,60 +447,5 @@ fn failure_line(
         Err(d) => Error::Failed(format!(
             "{e}; image {id} left behind (status {status}); deleting it failed: {d}"
         )),
-    }
-}
-
-/// Prints the final record: pretty JSON, or one `field  value` line per
-/// field, sorted, as `openstack image show` lists them.
-fn print_record(record: &Value, output: OutputFormat) {
-    match output {
-        OutputFormat::Json => {
-            crate::outln!(
-                "{}",
-                serde_json::to_string_pretty(record).unwrap_or_default()
-            );
-        }
-        OutputFormat::Human => {
-            let Some(obj) = record.as_object() else {
-                crate::outln!("{record}");
-                return;
-            };
-            let mut keys: Vec<&String> = obj.keys().collect();
-            keys.sort();
-            let width = keys.iter().map(|k| k.len()).max().unwrap_or(0);
-            for k in keys {
-                let v = &obj[k.as_str()];
-                let text = match v {
-                    Value::Null => String::new(),
-                    Value::String(s) => s.clone(),
-                    Value::Array(a) => a
-                        .iter()
-                        .map(|x| {
-                            x.as_str()
-                                .map(str::to_string)
-                                .unwrap_or_else(|| x.to_string())
-                        })
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                    Value::Object(o) => {
-                        let mut parts: Vec<String> = o
-                            .iter()
-                            .map(|(pk, pv)| {
-                                format!(
-                                    "{pk}='{}'",
-                                    pv.as_str()
-                                        .map(str::to_string)
-                                        .unwrap_or_else(|| pv.to_string())
-                                )
-                            })
-                            .collect();
-                        parts.sort();
-                        parts.join(", ")
-                    }
-                    other => other.to_string(),
-                };
-                crate::outln!("{k:<width$}  {text}");
-            }
-        }
     }
 }

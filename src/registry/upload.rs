@@ -194,17 +194,28 @@ pub fn file_digest(path: &Path, algo: &str) -> Result<Option<String>> {
 }
 
 /// Compares the registry's record after an upload with what was sent.
-/// Returns notes (e.g. an algorithm that could not be checked).
+/// The record must be `active`, hold the size sent, and carry at least one
+/// checksum diskforge can check (md5 `checksum`, or `os_hash_value` in an
+/// algorithm it has), every one of them matching: an `active` record with
+/// nothing to check proves nothing about the data, and is a failure.
+/// Returns the one line that says what was verified, then notes (e.g. an
+/// algorithm that could not be checked).
 pub fn verify(record: &serde_json::Value, sent: &Sent, path: &Path) -> Result<Vec<String>> {
     let mut notes = Vec::new();
     let id = record.get("id").and_then(|v| v.as_str()).unwrap_or("?");
     let field = |k: &str| record.get(k).and_then(|v| v.as_str()).map(str::to_string);
-    if let Some(status) = field("status")
-        && status != "active"
-    {
-        return Err(Error::Failed(format!(
-            "image {id}: status is '{status}' after the upload, not 'active'"
-        )));
+    match field("status") {
+        Some(s) if s == "active" => {}
+        Some(s) => {
+            return Err(Error::Failed(format!(
+                "image {id}: status is '{s}' after the upload, not 'active'"
+            )));
+        }
+        None => {
+            return Err(Error::Failed(format!(
+                "image {id}: the record read back after the upload has no status"
+            )));
+        }
     }
     if let Some(size) = record.get("size").and_then(|v| v.as_u64())
         && size != sent.size
@@ -214,15 +225,15 @@ pub fn verify(record: &serde_json::Value, sent: &Sent, path: &Path) -> Result<Ve
             sent.size
         )));
     }
-    match field("checksum") {
-        Some(c) if !c.eq_ignore_ascii_case(&sent.md5) => {
+    let mut checked = Vec::new();
+    if let Some(c) = field("checksum") {
+        if !c.eq_ignore_ascii_case(&sent.md5) {
             return Err(Error::Failed(format!(
                 "image {id}: checksum mismatch: the registry has md5 {c}, the data sent has md5 {}",
                 sent.md5
             )));
         }
-        Some(_) => {}
-        None => notes.push(format!("image {id}: the registry reported no checksum")),
+        checked.push("md5 checksum".to_string());
     }
     if let (Some(algo), Some(value)) = (field("os_hash_algo"), field("os_hash_value")) {
         let ours = if algo == "sha512" {
@@ -236,11 +247,96 @@ pub fn verify(record: &serde_json::Value, sent: &Sent, path: &Path) -> Result<Ve
                     "image {id}: os_hash_value mismatch: the registry has {algo} {value}, the data sent has {algo} {o}"
                 )));
             }
-            Some(_) => {}
+            Some(_) => checked.push(format!("{algo} os_hash")),
             None => notes.push(format!(
                 "image {id}: cannot check os_hash_algo '{algo}' (md5 checked)"
             )),
         }
     }
-    Ok(notes)
+    if checked.is_empty() {
+        return Err(Error::Failed(format!(
+            "image {id}: the registry's record is active but has no checksum or os_hash_value \
+             that diskforge can check: the data stored cannot be verified"
+        )));
+    }
+    let size = if record.get("size").and_then(|v| v.as_u64()).is_some() {
+        "size, "
+    } else {
+        ""
+    };
+    let mut lines = vec![format!(
+        "uploaded {} bytes to image {id}: {size}{} verified",
+        sent.size,
+        checked.join(" and ")
+    )];
+    lines.extend(notes);
+    Ok(lines)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn what_verifies() {
+        let sent = Sent {
+            size: 3,
+            md5: "aa".to_string(),
+            sha512: "bb".to_string(),
+        };
+        let p = Path::new("/nonexistent");
+        let ok = |r: serde_json::Value| verify(&r, &sent, p).is_ok();
+        let cases = [
+            (
+                "md5 only",
+                json!({"status": "active", "size": 3, "checksum": "aa"}),
+                true,
+            ),
+            (
+                "sha512 only",
+                json!({"status": "active", "os_hash_algo": "sha512", "os_hash_value": "BB"}),
+                true,
+            ),
+            (
+                "both",
+                json!({"status": "active", "checksum": "aa", "os_hash_algo": "sha512", "os_hash_value": "bb"}),
+                true,
+            ),
+            (
+                "nothing to check",
+                json!({"status": "active", "size": 3}),
+                false,
+            ),
+            (
+                "nulls",
+                json!({"status": "active", "checksum": null, "os_hash_value": null}),
+                false,
+            ),
+            (
+                "unknown algo only",
+                json!({"status": "active", "os_hash_algo": "blake9", "os_hash_value": "x"}),
+                false,
+            ),
+            (
+                "md5 mismatch",
+                json!({"status": "active", "checksum": "ab"}),
+                false,
+            ),
+            (
+                "size mismatch",
+                json!({"status": "active", "size": 4, "checksum": "aa"}),
+                false,
+            ),
+            (
+                "queued",
+                json!({"status": "queued", "checksum": "aa"}),
+                false,
+            ),
+            ("no status", json!({"checksum": "aa"}), false),
+        ];
+        for (name, rec, want) in cases {
+            assert_eq!(ok(rec), want, "{name}");
+        }
+    }
 }

@@ -40,6 +40,53 @@ pub struct Servers {
     pub ca_pem: PathBuf,
     /// Where the servers keep their state.
     pub state: PathBuf,
+    /// The fault-injecting registry (fault_registry.py).
+    pub fault: Fault,
+}
+
+/// The fault-injecting registry's origins (fault_registry.py says what
+/// each does).
+pub struct Fault {
+    /// Glance-like, with faults chosen by the image name.
+    pub main: String,
+    /// Another origin, hostile: must never be reached.
+    pub other: String,
+    /// `main` over https with a self-signed CA:TRUE certificate...
+    pub tls_self: String,
+    /// ... with an expired one ...
+    pub tls_expired: String,
+    /// ... and with one for another name (registry.example).
+    pub tls_wrongname: String,
+    /// `tls_self`'s certificate, and a client certificate required
+    /// (client.pem + client.key, or client-combined.pem).
+    pub tls_clientcert: String,
+    /// Where the certificates are (selfsigned.pem, expired.pem, wrongname.pem).
+    pub tls_dir: PathBuf,
+}
+
+impl Fault {
+    /// Every request the fault registry has seen: (role, method, path, token).
+    pub fn log(&self) -> Vec<(String, String, String, Option<String>)> {
+        let (status, v) = get_json(&format!("{}/_log", self.main), None);
+        assert_eq!(status, 200, "fault registry log: {v}");
+        v["log"]
+            .as_array()
+            .expect("log")
+            .iter()
+            .map(|e| {
+                let s = |k: &str| e[k].as_str().unwrap_or_default().to_string();
+                (
+                    s("role"),
+                    s("method"),
+                    s("path"),
+                    e["token"].as_str().map(str::to_string),
+                )
+            })
+            .collect()
+    }
+
+    /// The id of the pre-existing image that must never be touched.
+    pub const PROD_ID: &'static str = "0f0f0f0f-aaaa-4bbb-8ccc-000000000001";
 }
 
 static SERVERS: OnceLock<Servers> = OnceLock::new();
@@ -221,6 +268,23 @@ fn wait_tcp(port: u16, pid: i32, name: &str, state: &Path) {
     }
 }
 
+/// Waits for the JSON file a server writes once it listens (its ports).
+fn wait_ports(file: &Path, pid: i32, name: &str, state: &Path) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(text) = std::fs::read_to_string(file)
+            && let Ok(v) = serde_json::from_str::<serde_json::Value>(&text)
+        {
+            return v;
+        }
+        let r = unsafe { libc::waitpid(pid, std::ptr::null_mut(), libc::WNOHANG) };
+        if r == pid || Instant::now() > deadline {
+            panic!("{name} did not start; its log:\n{}", log_tail(state, name));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 fn start_all() -> Servers {
     let venv = venv();
     let state = tempfile::Builder::new()
@@ -238,6 +302,7 @@ fn start_all() -> Servers {
         free_port(),
         free_port(),
     );
+
     let tls_dir = state.join("tls");
     let s = |x: &str| x.to_string();
     let glance_env = vec![(
@@ -298,6 +363,11 @@ fn start_all() -> Servers {
             ],
             env: vec![],
         },
+        Spawn {
+            name: "fault",
+            args: vec![s("fault"), state.display().to_string()],
+            env: vec![],
+        },
     ];
     let pids = spawn_all(specs, &state);
     let glance = format!("http://127.0.0.1:{pg}");
@@ -314,6 +384,16 @@ fn start_all() -> Servers {
     wait_ready(&format!("{v1}/v1/images/none"), pids[3], "v1", &state);
     wait_ready(&format!("{keystone}/v3"), pids[0], "keystone", &state);
     wait_tcp(pt, pids[4], "v1-tls", &state);
+    let fault_ports = wait_ports(
+        &state.join("fault-tls/ports.json"),
+        pids[5],
+        "fault",
+        &state,
+    );
+    let fault_url = |scheme: &str, role: &str| {
+        let port = fault_ports[role].as_u64().expect("fault port");
+        format!("{scheme}://127.0.0.1:{port}")
+    };
     let out = Command::new(venv.join("bin/python"))
         .arg(support_dir().join("serve.py"))
         .args([
@@ -343,6 +423,15 @@ fn start_all() -> Servers {
         v1,
         v1_tls: format!("https://127.0.0.1:{pt}"),
         ca_pem: tls_dir.join("ca.pem"),
+        fault: Fault {
+            main: fault_url("http", "main"),
+            other: fault_url("http", "other"),
+            tls_self: fault_url("https", "tls-self"),
+            tls_expired: fault_url("https", "tls-expired"),
+            tls_wrongname: fault_url("https", "tls-wrongname"),
+            tls_clientcert: fault_url("https", "tls-clientcert"),
+            tls_dir: state.join("fault-tls"),
+        },
         state,
     }
 }

@@ -4,6 +4,8 @@
     python serve.py keystone STATE_DIR PORT
     python serve.py keystone-setup KEYSTONE_URL ADMIN_PASSWORD GLANCE_URL
     python serve.py v1 PORT [TOKEN [TLS_DIR]]   (TLS_DIR: serve HTTPS, CA in TLS_DIR/ca.pem)
+    python serve.py fault STATE_DIR              (fault_registry.py: the fault-injecting registry;
+                                                 its ports in STATE_DIR/fault-tls/ports.json)
 
 `glance` and `keystone` write a config under STATE_DIR, migrate a sqlite
 database and then exec gunicorn (same pid), so the caller stops the server
@@ -214,6 +216,11 @@ def main():
         import glance_v1_server
         glance_v1_server.serve(int(sys.argv[2]), sys.argv[3] if len(sys.argv) > 3 else None,
                                sys.argv[4] if len(sys.argv) > 4 else None)
+    elif cmd == "fault":
+        sys.path.insert(0, HERE)
+        import fault_registry
+        sys.argv = ["fault_registry.py"] + sys.argv[2:]
+        fault_registry.main()
     else:
         sys.exit("unknown command " + cmd)
 
