@@ -100,7 +100,7 @@ impl Chain {
                         s.zero = true;
                     } else {
                         let st = file.status(at.offset, s.len.min(end - at.offset));
-                        if at.offset + st.len == end && st.data {
+                        if at.offset + st.len == end && !st.data {
                             s.zero = true;
                         } else {
                             s.len = st.len;

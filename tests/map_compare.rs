@@ -1,0 +1,269 @@
+//! `map` and `compare` against the real qemu-img: for images made with
+//! qemu-img and written with qemu-io (unaligned writes, writes at the very
+//! end and across extent boundaries, zero and compressed writes, chains),
+//! `diskforge map` must print exactly what `qemu-img map` prints (JSON and
+//! human, stdout, stderr and status), reading the image must give the
+//! bytes of `qemu-img convert -O raw`, and `compare` must answer as
+//! `qemu-img compare` does.
+
+mod common;
+
+use common::{diskforge, qemu_img, tempdir};
+use std::path::Path;
+use std::process::Command;
+
+/// One image to check: shell lines that build it (qemu-img, qemu-io,
+/// truncate...) in a fresh directory, and the image to map.
+struct Case {
+    name: &'static str,
+    script: &'static str,
+    image: &'static str,
+}
+
+const CASES: &[Case] = &[
+    Case {
+        name: "raw sparse, data at unaligned offsets and the very end",
+        script: "qemu-img create -f raw a.img 5M
+                 qemu-io -f raw -c 'write -P 0x11 1000 3000' -c 'write -P 0x22 5241000 880' a.img",
+        image: "a.img",
+    },
+    Case {
+        name: "raw of an unaligned length",
+        script: "printf abc > a.img; truncate -s 100000 a.img; printf xyz >> a.img",
+        image: "a.img",
+    },
+    Case {
+        name: "raw empty",
+        script: ": > a.img",
+        image: "a.img",
+    },
+    Case {
+        name: "qcow2 v3 data, zeros, compressed, unaligned writes",
+        script: "qemu-img create -f qcow2 a.qcow2 10M
+                 qemu-io -c 'write -P 1 1000 70000' -c 'write -z 1M 64k' -c 'write -z 2000000 5000' \
+                         -c 'write -c -P 3 4M 128k' -c 'write -P 4 10484000 1760' a.qcow2",
+        image: "a.qcow2",
+    },
+    Case {
+        name: "qcow2 v2 (compat=0.10), 512-byte clusters",
+        script: "qemu-img create -f qcow2 -o compat=0.10,cluster_size=512 a.qcow2 3M
+                 qemu-io -c 'write -P 5 100 10000' -c 'write -c -P 6 1M 4096' -c 'write -P 7 3144000 1728' a.qcow2",
+        image: "a.qcow2",
+    },
+    Case {
+        name: "qcow2 2 MiB clusters, unaligned size",
+        script: "qemu-img create -f qcow2 -o cluster_size=2M a.qcow2 5000000
+                 qemu-io -c 'write -P 8 2000000 300000' -c 'write -z 4194304 512' -c 'write -P 9 4999000 1000' a.qcow2",
+        image: "a.qcow2",
+    },
+    Case {
+        name: "qcow2 zstd compressed clusters",
+        script: "qemu-img create -f qcow2 -o compression_type=zstd a.qcow2 4M
+                 qemu-io -c 'write -c -P 10 0 64k' -c 'write -c -P 11 3M 192k' -c 'write -P 12 100k 5k' a.qcow2",
+        image: "a.qcow2",
+    },
+    Case {
+        name: "qcow2 extended L2 subclusters",
+        script: "qemu-img create -f qcow2 -o extended_l2=on a.qcow2 4M
+                 qemu-io -c 'write -P 13 0 2k' -c 'write -P 14 70000 3000' -c 'write -z 2M 8k' -c 'write -z 3M 64k' -c 'write -c 1M 64k' a.qcow2",
+        image: "a.qcow2",
+    },
+    Case {
+        name: "qcow2 preallocation=metadata",
+        script: "qemu-img create -f qcow2 -o preallocation=metadata a.qcow2 5M
+                 qemu-io -c 'write -P 15 1M 4k' a.qcow2",
+        image: "a.qcow2",
+    },
+    Case {
+        name: "qcow2 preallocation=falloc",
+        script: "qemu-img create -f qcow2 -o preallocation=falloc a.qcow2 2M
+                 qemu-io -c 'write -P 16 4096 4096' a.qcow2",
+        image: "a.qcow2",
+    },
+    Case {
+        name: "qcow2 external data file",
+        script: "qemu-img create -f qcow2 -o data_file=a.data a.qcow2 3M
+                 qemu-io -c 'write -P 17 1000 5000' -c 'write -z 1M 64k' -c 'write -P 18 3140000 1728' a.qcow2",
+        image: "a.qcow2",
+    },
+    Case {
+        name: "qcow2 external data file, data_file_raw",
+        script: "qemu-img create -f qcow2 -o data_file=a.data,data_file_raw=on a.qcow2 3M
+                 qemu-io -c 'write -P 19 1000 5000' -c 'write -P 20 2M 100k' a.qcow2",
+        image: "a.qcow2",
+    },
+    Case {
+        name: "qcow2 chain of three, top larger than its base",
+        script: "qemu-img create -f qcow2 base.qcow2 2M
+                 qemu-io -c 'write -P 21 0 1M' -c 'write -c -P 22 1M 64k' base.qcow2
+                 qemu-img create -f qcow2 -b base.qcow2 -F qcow2 mid.qcow2 3M
+                 qemu-io -c 'write -P 23 500000 70000' -c 'write -z 0 4k' mid.qcow2
+                 qemu-img create -f qcow2 -b mid.qcow2 -F qcow2 top.qcow2 4M
+                 qemu-io -c 'write -P 24 900000 200000' -c 'write -P 25 3500000 1000' top.qcow2",
+        image: "top.qcow2",
+    },
+    Case {
+        name: "qcow2 over a raw base in a subdirectory",
+        script: "mkdir sub; qemu-img create -f raw sub/base.raw 1M
+                 qemu-io -f raw -c 'write -P 26 0 3000' -c 'write -P 27 700000 1' sub/base.raw
+                 qemu-img create -f qcow2 -b base.raw -F raw sub/top.qcow2 2M
+                 qemu-io -c 'write -P 28 64k 64k' sub/top.qcow2",
+        image: "sub/top.qcow2",
+    },
+];
+
+/// Runs a case's script in `dir`, failing loudly if a step fails.
+fn build(dir: &Path, case: &Case) {
+    let out = Command::new("sh")
+        .arg("-ec")
+        .arg(case.script)
+        .current_dir(dir)
+        .output()
+        .expect("sh");
+    assert!(
+        out.status.success(),
+        "{}: setup failed: {}",
+        case.name,
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// qemu-img's stderr with diskforge's program name.
+fn as_diskforge(stderr: &str) -> String {
+    stderr.replace("qemu-img: ", "diskforge: ")
+}
+
+/// `map` with `args` prints and exits exactly as qemu-img's.
+fn check_map(dir: &Path, name: &str, args: &[&str]) {
+    let mut full = vec!["map"];
+    full.extend_from_slice(args);
+    let q = qemu_img(dir, &full);
+    let d = diskforge(dir, &full);
+    assert_eq!(d.stdout, q.stdout, "{name}: map {args:?}: stdout");
+    assert_eq!(
+        d.stderr,
+        as_diskforge(&q.stderr),
+        "{name}: map {args:?}: stderr"
+    );
+    assert_eq!(d.code, q.code, "{name}: map {args:?}: status");
+}
+
+#[test]
+fn map_equals_qemu_img() {
+    for case in CASES {
+        let t = tempdir();
+        build(t.path(), case);
+        for args in [
+            &["--output=json"][..],
+            &["--output=human"][..],
+            &["--output=json", "--start-offset=1000", "--max-length=2M"][..],
+            &["--output=json", "--start-offset=100M"][..],
+            &[
+                "--output=human",
+                "--start-offset=65536",
+                "--max-length=70000",
+            ][..],
+        ] {
+            let mut a = args.to_vec();
+            a.push(case.image);
+            check_map(t.path(), case.name, &a);
+        }
+    }
+}
+
+#[test]
+fn reads_equal_qemu_img_convert() {
+    for case in CASES {
+        let t = tempdir();
+        build(t.path(), case);
+        qemu_img(t.path(), &["convert", "-O", "raw", case.image, "ref.raw"]).ok();
+        // Compare reads every area where either side has data.
+        let d = diskforge(t.path(), &["compare", case.image, "ref.raw"]);
+        assert_eq!(
+            (d.code, d.stdout.as_str()),
+            (0, "Images are identical.\n"),
+            "{}: {d:?}",
+            case.name
+        );
+        // And a difference in one byte anywhere is found where qemu finds it.
+        let size = std::fs::metadata(t.path().join("ref.raw")).unwrap().len();
+        if size == 0 {
+            continue;
+        }
+        for at in [0, size / 3, size - 1] {
+            let out = Command::new("qemu-io")
+                .args([
+                    "-f",
+                    "raw",
+                    "-c",
+                    &format!("write -P 0xee {at} 1"),
+                    "ref.raw",
+                ])
+                .current_dir(t.path())
+                .output()
+                .unwrap();
+            assert!(out.status.success());
+            check_compare(t.path(), case.name, &[case.image, "ref.raw"]);
+            check_compare(t.path(), case.name, &["ref.raw", case.image]);
+        }
+    }
+}
+
+/// `compare` with `args` prints and exits exactly as qemu-img's.
+fn check_compare(dir: &Path, name: &str, args: &[&str]) {
+    let mut full = vec!["compare"];
+    full.extend_from_slice(args);
+    let q = qemu_img(dir, &full);
+    let d = diskforge(dir, &full);
+    assert_eq!(
+        (d.code, d.stdout.as_str(), d.stderr.as_str()),
+        (q.code, q.stdout.as_str(), as_diskforge(&q.stderr).as_str()),
+        "{name}: compare {args:?}"
+    );
+}
+
+#[test]
+fn compare_equals_qemu_img() {
+    let t = tempdir();
+    let dir = t.path();
+    build(
+        dir,
+        &Case {
+            name: "pairs",
+            script: "qemu-img create -f qcow2 a.qcow2 4M
+                     qemu-io -c 'write -P 1 0 100k' -c 'write -z 1M 64k' -c 'write -c -P 2 2M 64k' a.qcow2
+                     qemu-img convert -O raw a.qcow2 a.raw
+                     qemu-img convert -O qcow2 -c a.qcow2 c.qcow2
+                     qemu-img create -f raw big.raw 5M
+                     qemu-img convert -n -O raw a.qcow2 big.raw
+                     cp big.raw bigdirty.raw
+                     qemu-io -f raw -c 'write -P 3 4500000 10' bigdirty.raw
+                     cp a.raw diff.raw
+                     qemu-io -f raw -c 'write -P 9 2100000 3' diff.raw
+                     qemu-img create -f qcow2 empty.qcow2 4M
+                     qemu-img create -f raw zero.raw 4M
+                     : > nothing.raw",
+            image: "",
+        },
+    );
+    for args in [
+        &["a.qcow2", "a.raw"][..],
+        &["a.raw", "a.qcow2"][..],
+        &["a.qcow2", "c.qcow2"][..],
+        &["-s", "a.qcow2", "c.qcow2"][..],
+        &["-s", "a.qcow2", "a.raw"][..],
+        &["a.qcow2", "big.raw"][..],
+        &["-s", "a.qcow2", "big.raw"][..],
+        &["big.raw", "a.qcow2"][..],
+        &["a.qcow2", "bigdirty.raw"][..],
+        &["a.qcow2", "diff.raw"][..],
+        &["-q", "a.qcow2", "diff.raw"][..],
+        &["-f", "qcow2", "-F", "raw", "c.qcow2", "diff.raw"][..],
+        &["empty.qcow2", "zero.raw"][..],
+        &["empty.qcow2", "nothing.raw"][..],
+        &["empty.qcow2", "missing.qcow2"][..],
+        &["-f", "raw", "a.qcow2", "a.raw"][..],
+    ] {
+        check_compare(dir, "pairs", args);
+    }
+}
