@@ -18,6 +18,8 @@ struct Case {
     name: &'static str,
     script: &'static str,
     image: &'static str,
+    /// `-f FMT` when the format is not detected (fixed VHD).
+    fmt: Option<&'static str>,
 }
 
 const CASES: &[Case] = &[
@@ -26,16 +28,19 @@ const CASES: &[Case] = &[
         script: "qemu-img create -f raw a.img 5M
                  qemu-io -f raw -c 'write -P 0x11 1000 3000' -c 'write -P 0x22 5241000 880' a.img",
         image: "a.img",
+        fmt: None,
     },
     Case {
         name: "raw of an unaligned length",
         script: "printf abc > a.img; truncate -s 100000 a.img; printf xyz >> a.img",
         image: "a.img",
+        fmt: None,
     },
     Case {
         name: "raw empty",
         script: ": > a.img",
         image: "a.img",
+        fmt: None,
     },
     Case {
         name: "qcow2 v3 data, zeros, compressed, unaligned writes",
@@ -43,54 +48,63 @@ const CASES: &[Case] = &[
                  qemu-io -c 'write -P 1 1000 70000' -c 'write -z 1M 64k' -c 'write -z 2000000 5000' \
                          -c 'write -c -P 3 4M 128k' -c 'write -P 4 10484000 1760' a.qcow2",
         image: "a.qcow2",
+        fmt: None,
     },
     Case {
         name: "qcow2 v2 (compat=0.10), 512-byte clusters",
         script: "qemu-img create -f qcow2 -o compat=0.10,cluster_size=512 a.qcow2 3M
                  qemu-io -c 'write -P 5 100 10000' -c 'write -c -P 6 1M 4096' -c 'write -P 7 3144000 1728' a.qcow2",
         image: "a.qcow2",
+        fmt: None,
     },
     Case {
         name: "qcow2 2 MiB clusters, unaligned size",
         script: "qemu-img create -f qcow2 -o cluster_size=2M a.qcow2 5000000
                  qemu-io -c 'write -P 8 2000000 300000' -c 'write -z 4194304 512' -c 'write -P 9 4999000 1000' a.qcow2",
         image: "a.qcow2",
+        fmt: None,
     },
     Case {
         name: "qcow2 zstd compressed clusters",
         script: "qemu-img create -f qcow2 -o compression_type=zstd a.qcow2 4M
                  qemu-io -c 'write -c -P 10 0 64k' -c 'write -c -P 11 3M 192k' -c 'write -P 12 100k 5k' a.qcow2",
         image: "a.qcow2",
+        fmt: None,
     },
     Case {
         name: "qcow2 extended L2 subclusters",
         script: "qemu-img create -f qcow2 -o extended_l2=on a.qcow2 4M
                  qemu-io -c 'write -P 13 0 2k' -c 'write -P 14 70000 3000' -c 'write -z 2M 8k' -c 'write -z 3M 64k' -c 'write -c 1M 64k' a.qcow2",
         image: "a.qcow2",
+        fmt: None,
     },
     Case {
         name: "qcow2 preallocation=metadata",
         script: "qemu-img create -f qcow2 -o preallocation=metadata a.qcow2 5M
                  qemu-io -c 'write -P 15 1M 4k' a.qcow2",
         image: "a.qcow2",
+        fmt: None,
     },
     Case {
         name: "qcow2 preallocation=falloc",
         script: "qemu-img create -f qcow2 -o preallocation=falloc a.qcow2 2M
                  qemu-io -c 'write -P 16 4096 4096' a.qcow2",
         image: "a.qcow2",
+        fmt: None,
     },
     Case {
         name: "qcow2 external data file",
         script: "qemu-img create -f qcow2 -o data_file=a.data a.qcow2 3M
                  qemu-io -c 'write -P 17 1000 5000' -c 'write -z 1M 64k' -c 'write -P 18 3140000 1728' a.qcow2",
         image: "a.qcow2",
+        fmt: None,
     },
     Case {
         name: "qcow2 external data file, data_file_raw",
         script: "qemu-img create -f qcow2 -o data_file=a.data,data_file_raw=on a.qcow2 3M
                  qemu-io -c 'write -P 19 1000 5000' -c 'write -P 20 2M 100k' a.qcow2",
         image: "a.qcow2",
+        fmt: None,
     },
     Case {
         name: "qcow2 chain of three, top larger than its base",
@@ -101,6 +115,7 @@ const CASES: &[Case] = &[
                  qemu-img create -f qcow2 -b mid.qcow2 -F qcow2 top.qcow2 4M
                  qemu-io -c 'write -P 24 900000 200000' -c 'write -P 25 3500000 1000' top.qcow2",
         image: "top.qcow2",
+        fmt: None,
     },
     Case {
         name: "qcow2 over a raw base in a subdirectory",
@@ -109,6 +124,51 @@ const CASES: &[Case] = &[
                  qemu-img create -f qcow2 -b base.raw -F raw sub/top.qcow2 2M
                  qemu-io -c 'write -P 28 64k 64k' sub/top.qcow2",
         image: "sub/top.qcow2",
+        fmt: None,
+    },
+    Case {
+        name: "vdi dynamic, unaligned writes across blocks, zero writes",
+        script: "qemu-img create -f vdi a.vdi 5M
+                 qemu-io -c 'write -P 31 1000 2000000' -c 'write -z 3M 64k' -c 'write -P 32 5241000 880' a.vdi",
+        image: "a.vdi",
+        fmt: None,
+    },
+    Case {
+        name: "vdi static",
+        script: "qemu-img create -f vdi -o static=on a.vdi 3M
+                 qemu-io -c 'write -P 33 1048000 5000' a.vdi",
+        image: "a.vdi",
+        fmt: None,
+    },
+    Case {
+        name: "vpc dynamic, writes across blocks and at the end",
+        script: "qemu-img create -f vpc a.vhd 9M
+                 qemu-io -c 'write -P 34 2000000 300000' -c 'write -P 35 8000000 512' -c 'write -z 6M 4k' a.vhd",
+        image: "a.vhd",
+        fmt: None,
+    },
+    Case {
+        name: "vpc fixed (not detected: -f vpc)",
+        script: "qemu-img create -f vpc -o subformat=fixed a.vhd 4M
+                 qemu-io -f vpc -c 'write -P 36 100000 5000' a.vhd",
+        image: "a.vhd",
+        fmt: Some("vpc"),
+    },
+    Case {
+        name: "qcow v1, compressed clusters, the very end",
+        script: "qemu-img create -f qcow a.qcow 3M
+                 qemu-io -c 'write -P 37 1000 9000' -c 'write -c -P 38 1M 4k' -c 'write -c -P 42 1052672 4k' -c 'write -P 39 3144000 1728' a.qcow",
+        image: "a.qcow",
+        fmt: None,
+    },
+    Case {
+        name: "qcow v1 over a qcow base",
+        script: "qemu-img create -f qcow base.qcow 2M
+                 qemu-io -c 'write -P 40 0 100k' base.qcow
+                 qemu-img create -f qcow -b base.qcow -F qcow top.qcow 3M
+                 qemu-io -c 'write -P 41 50k 10k' top.qcow",
+        image: "top.qcow",
+        fmt: None,
     },
 ];
 
@@ -165,6 +225,9 @@ fn map_equals_qemu_img() {
             ][..],
         ] {
             let mut a = args.to_vec();
+            if let Some(f) = case.fmt {
+                a.extend(["-f", f]);
+            }
             a.push(case.image);
             check_map(t.path(), case.name, &a);
         }
@@ -176,9 +239,17 @@ fn reads_equal_qemu_img_convert() {
     for case in CASES {
         let t = tempdir();
         build(t.path(), case);
-        qemu_img(t.path(), &["convert", "-O", "raw", case.image, "ref.raw"]).ok();
+        let f = case.fmt.unwrap_or("");
+        let fmt: &[&str] = if f.is_empty() { &[] } else { &["-f", f] };
+        let mut convert = vec!["convert"];
+        convert.extend_from_slice(fmt);
+        convert.extend(["-O", "raw", case.image, "ref.raw"]);
+        qemu_img(t.path(), &convert).ok();
         // Compare reads every area where either side has data.
-        let d = diskforge(t.path(), &["compare", case.image, "ref.raw"]);
+        let mut cmp = vec!["compare"];
+        cmp.extend_from_slice(fmt);
+        cmp.extend([case.image, "ref.raw"]);
+        let d = diskforge(t.path(), &cmp);
         assert_eq!(
             (d.code, d.stdout.as_str()),
             (0, "Images are identical.\n"),
@@ -203,7 +274,7 @@ fn reads_equal_qemu_img_convert() {
                 .output()
                 .unwrap();
             assert!(out.status.success());
-            check_compare(t.path(), case.name, &[case.image, "ref.raw"]);
+            check_compare(t.path(), case.name, &cmp[1..]);
             check_compare(t.path(), case.name, &["ref.raw", case.image]);
         }
     }
@@ -244,6 +315,7 @@ fn compare_equals_qemu_img() {
                      qemu-img create -f raw zero.raw 4M
                      : > nothing.raw",
             image: "",
+            fmt: None,
         },
     );
     for args in [

@@ -2,6 +2,7 @@
 //! every format implements for reading, and chains of backing layers.
 //! This layer imports no format module.
 
+pub mod cache;
 pub mod chain;
 pub mod codec;
 pub mod file;
