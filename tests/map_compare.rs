@@ -170,6 +170,58 @@ const CASES: &[Case] = &[
         image: "top.qcow",
         fmt: None,
     },
+    Case {
+        name: "vmdk monolithicSparse, unaligned writes and the very end",
+        script: "qemu-img create -f vmdk a.vmdk 5M
+                 qemu-io -c 'write -P 43 1000 70000' -c 'write -P 44 5241000 880' a.vmdk",
+        image: "a.vmdk",
+        fmt: None,
+    },
+    Case {
+        name: "vmdk zeroed grains",
+        script: "qemu-img create -f vmdk -o zeroed_grain=on a.vmdk 3M
+                 qemu-io -c 'write -P 45 0 100k' -c 'write -z 1M 128k' -c 'write -z 64k 64k' a.vmdk",
+        image: "a.vmdk",
+        fmt: None,
+    },
+    Case {
+        name: "vmdk monolithicFlat",
+        script: "qemu-img create -f vmdk -o subformat=monolithicFlat a.vmdk 3M
+                 qemu-io -c 'write -P 46 100000 5000' -c 'write -P 47 3144000 1728' a.vmdk",
+        image: "a.vmdk",
+        fmt: None,
+    },
+    Case {
+        name: "vmdk twoGbMaxExtentSparse across extents",
+        script: "qemu-img create -f vmdk -o subformat=twoGbMaxExtentSparse a.vmdk 5G
+                 qemu-io -c 'write -P 48 2147480000 10000' -c 'write -P 49 5368709000 120' a.vmdk",
+        image: "a.vmdk",
+        fmt: None,
+    },
+    Case {
+        name: "vmdk twoGbMaxExtentFlat across extents",
+        script: "qemu-img create -f vmdk -o subformat=twoGbMaxExtentFlat a.vmdk 5G
+                 qemu-io -c 'write -P 50 2147480000 10000' -c 'write -P 51 5368709000 120' a.vmdk",
+        image: "a.vmdk",
+        fmt: None,
+    },
+    Case {
+        name: "vmdk streamOptimized (compressed grains, markers)",
+        script: "qemu-img create -f qcow2 src.qcow2 5M
+                 qemu-io -c 'write -P 52 1000 200000' -c 'write -P 53 4M 70000' src.qcow2
+                 qemu-img convert -O vmdk -o subformat=streamOptimized src.qcow2 a.vmdk",
+        image: "a.vmdk",
+        fmt: None,
+    },
+    Case {
+        name: "vmdk parent link in a subdirectory",
+        script: "mkdir sub; qemu-img create -f vmdk sub/base.vmdk 2M
+                 qemu-io -c 'write -P 54 0 300k' sub/base.vmdk
+                 qemu-img create -f vmdk -b base.vmdk -F vmdk sub/top.vmdk 2M
+                 qemu-io -c 'write -P 55 64k 4k' sub/top.vmdk",
+        image: "sub/top.vmdk",
+        fmt: None,
+    },
 ];
 
 /// Runs a case's script in `dir`, failing loudly if a step fails.
