@@ -16,7 +16,7 @@ use crate::error::Result;
 /// `files()[file]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HostRef {
-    pub file: u8,
+    pub file: u16,
     pub offset: u64,
 }
 

@@ -261,7 +261,7 @@ impl Qcow2Driver {
     fn host(&self, e: u64, offset: u64) -> HostRef {
         let in_cluster = offset & (self.cluster_size() - 1);
         HostRef {
-            file: u8::from(self.data_file),
+            file: u16::from(self.data_file),
             offset: (e & L2E_OFFSET_MASK) + in_cluster,
         }
     }

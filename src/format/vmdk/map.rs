@@ -40,7 +40,7 @@ struct SparseTables {
 
 struct VmdkExtent {
     /// Index in `files`.
-    file: u8,
+    file: u16,
     /// First guest byte and length in bytes.
     start: u64,
     len: u64,
@@ -77,6 +77,14 @@ fn open_sparse(file: &HostFile) -> Result<SparseTables> {
             return Err(Error::Failed(format!("{}: Invalid footer", file.name())));
         }
         h = SparseExtentHeader::parse(&head);
+    }
+    // qemu's limits (checked for the header by the vmdk reader; the
+    // footer of a stream is checked here).
+    if h.num_gtes_per_gt > 512 || h.granularity > 0x20_0000 {
+        return Err(Error::Failed(format!(
+            "{}: invalid grain table size or grain size in the footer",
+            file.name()
+        )));
     }
     let grain = h.granularity.max(1);
     let gtes = u64::from(h.num_gtes_per_gt.max(1));
@@ -116,13 +124,9 @@ pub fn open(filename: &str, backing: Option<Backing>) -> Result<Layer> {
         } else {
             gate(Named::Extent, &e.filename)?;
             files.push(HostFile::open(&e.filename)?);
-            u8::try_from(files.len() - 1).unwrap_or(u8::MAX)
+            u16::try_from(files.len() - 1)
+                .map_err(|_| Error::Failed("too many vmdk extents (at most 65535)".to_string()))?
         };
-        if usize::from(file) >= files.len() || files.len() > 255 {
-            return Err(Error::Failed(
-                "too many vmdk extents for the reader (at most 254)".to_string(),
-            ));
-        }
         let len = e.sectors * SECTOR_SIZE;
         let kind = if e.cluster_sectors.is_none() {
             let flat = lines.get(i).map_or(0, |l| l.flat_offset.max(0) as u64);
@@ -149,7 +153,10 @@ pub fn open(filename: &str, backing: Option<Backing>) -> Result<Layer> {
 }
 
 /// What a grain table says about one grain.
+#[derive(Clone, Copy, PartialEq, Eq)]
 enum Grain {
+    /// The whole grain table is absent.
+    NoTable,
     Unallocated,
     Zeroed,
     At(u64),
@@ -176,7 +183,7 @@ impl VmdkDriver {
         let g = t.gd.entry(file, gd_index)?;
         let gt_sector = u32::from_le_bytes([g[0], g[1], g[2], g[3]]);
         if gt_sector == 0 {
-            return Ok(Grain::Unallocated);
+            return Ok(Grain::NoTable);
         }
         let table = t.gt.get(file, u64::from(gt_sector) * SECTOR_SIZE)?;
         let i = ((sector / t.grain) % t.gtes * 4) as usize;
@@ -229,10 +236,34 @@ impl BlockDriver for VmdkDriver {
             Kind::Sparse(t) => t,
         };
         let grain_bytes = t.grain * SECTOR_SIZE;
+        let span = t.gtes * grain_bytes;
         let in_grain = rel % grain_bytes;
-        let len = (grain_bytes - in_grain).min(max_len).min(e.len - rel);
-        let kind = match self.grain(e, t, rel)? {
-            Grain::Unallocated => ExtentKind::Unallocated { at: None },
+        let grain_start = rel - in_grain;
+        let first = self.grain(e, t, rel)?;
+        let step = |g: Grain, at: u64| match g {
+            Grain::NoTable => span - at % span,
+            _ => grain_bytes,
+        };
+        // Extend over the following grains of the same kind (contiguous
+        // on the host for data), within the extent and `max_len`.
+        let limit = max_len.saturating_add(in_grain).min(e.len - grain_start);
+        let mut len = step(first, grain_start);
+        while len < limit {
+            let g = self.grain(e, t, grain_start + len)?;
+            let same = match (first, g) {
+                (Grain::NoTable | Grain::Unallocated, Grain::NoTable | Grain::Unallocated) => true,
+                (Grain::Zeroed, Grain::Zeroed) => true,
+                (Grain::At(a), Grain::At(b)) => t.compressed || b == a + len,
+                _ => false,
+            };
+            if !same {
+                break;
+            }
+            len += step(g, grain_start + len);
+        }
+        let len = len.min(limit) - in_grain;
+        let kind = match first {
+            Grain::NoTable | Grain::Unallocated => ExtentKind::Unallocated { at: None },
             Grain::Zeroed => ExtentKind::Zero { at: None },
             Grain::At(_) if t.compressed => ExtentKind::Compressed,
             Grain::At(host) => ExtentKind::Data {
@@ -265,12 +296,17 @@ impl BlockDriver for VmdkDriver {
                     file.name()
                 ))
             };
-            let Grain::At(host) = self.grain(e, t, rel)? else {
+            let Grain::At(host) = self.grain(e, t, rel - in_grain as u64)? else {
                 buf[pos..pos + n].fill(0);
                 pos += n;
                 continue;
             };
-            let mut packed = vec![0u8; 2 * grain_bytes + 12];
+            // Only the part inside the file is read (the rest is zeros).
+            let room = file
+                .len()
+                .saturating_sub(host)
+                .min(2 * grain_bytes as u64 + 12);
+            let mut packed = vec![0u8; (room as usize).max(12)];
             file.read_at(host, &mut packed)?;
             let (data, data_len) = if t.markers {
                 let size = u32::from_le_bytes([packed[8], packed[9], packed[10], packed[11]]);
@@ -278,7 +314,7 @@ impl BlockDriver for VmdkDriver {
             } else {
                 (&packed[..], grain_bytes)
             };
-            if data_len == 0 || data_len > 2 * grain_bytes {
+            if data_len == 0 || data_len > 2 * grain_bytes || data_len > data.len() {
                 return Err(bad());
             }
             let mut grain = vec![0u8; grain_bytes];
