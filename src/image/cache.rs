@@ -46,6 +46,7 @@ impl TableCache {
 /// A big table of fixed-size entries (a block map, a BAT) read in pages
 /// through a [`TableCache`]: never loaded whole, whatever its size.
 pub struct PagedTable {
+    page: u64,
     offset: u64,
     entries: u64,
     entry_len: u64,
@@ -58,11 +59,22 @@ const PAGE: u64 = 64 * 1024;
 impl PagedTable {
     /// `entries` entries of `entry_len` bytes at `offset`.
     pub fn new(offset: u64, entries: u64, entry_len: u64) -> PagedTable {
+        // A small table is one page of its own size.
+        let page = entries
+            .saturating_mul(entry_len)
+            .next_multiple_of(entry_len.max(1))
+            .clamp(entry_len.max(1), PAGE);
+        let page = if PAGE % entry_len.max(1) == 0 && page < PAGE {
+            page
+        } else {
+            PAGE
+        };
         PagedTable {
+            page,
             offset,
             entries,
             entry_len,
-            cache: TableCache::new(PAGE as usize, 8),
+            cache: TableCache::new(page as usize, 8),
         }
     }
 
@@ -79,7 +91,7 @@ impl PagedTable {
     /// The bytes of entry `index` (`index < len()`).
     pub fn entry(&self, file: &HostFile, index: u64) -> Result<Vec<u8>> {
         let at = index * self.entry_len;
-        let page = at / PAGE * PAGE;
+        let page = at / self.page * self.page;
         let table = self.cache.get(file, self.offset + page)?;
         let i = (at - page) as usize;
         Ok(table[i..i + self.entry_len as usize].to_vec())

@@ -170,10 +170,15 @@ impl VmdkDriver {
             .ok_or_else(|| Error::Failed(format!("no vmdk extent at offset {offset}")))
     }
 
-    fn grain(&self, e: &VmdkExtent, t: &SparseTables, rel: u64) -> Result<Grain> {
+    /// The grain table covering extent offset `rel` (None: absent).
+    fn table(
+        &self,
+        e: &VmdkExtent,
+        t: &SparseTables,
+        rel: u64,
+    ) -> Result<Option<std::sync::Arc<Vec<u8>>>> {
         let file = &self.files[usize::from(e.file)];
-        let sector = rel / SECTOR_SIZE;
-        let gd_index = sector / (t.gtes * t.grain);
+        let gd_index = rel / SECTOR_SIZE / (t.gtes * t.grain);
         if gd_index >= t.gd.len() {
             return Err(Error::Failed(format!(
                 "{}: grain directory too small for offset {rel}",
@@ -183,15 +188,26 @@ impl VmdkDriver {
         let g = t.gd.entry(file, gd_index)?;
         let gt_sector = u32::from_le_bytes([g[0], g[1], g[2], g[3]]);
         if gt_sector == 0 {
-            return Ok(Grain::NoTable);
+            return Ok(None);
         }
-        let table = t.gt.get(file, u64::from(gt_sector) * SECTOR_SIZE)?;
-        let i = ((sector / t.grain) % t.gtes * 4) as usize;
+        Ok(Some(t.gt.get(file, u64::from(gt_sector) * SECTOR_SIZE)?))
+    }
+
+    /// Entry `index` of a grain table.
+    fn classify(t: &SparseTables, table: &[u8], index: u64) -> Grain {
+        let i = (index * 4) as usize;
         let v = u32::from_le_bytes([table[i], table[i + 1], table[i + 2], table[i + 3]]);
-        Ok(match v {
+        match v {
             GTE_ZEROED if t.zero_grain => Grain::Zeroed,
             0 => Grain::Unallocated,
             s => Grain::At(u64::from(s) * SECTOR_SIZE),
+        }
+    }
+
+    fn grain(&self, e: &VmdkExtent, t: &SparseTables, rel: u64) -> Result<Grain> {
+        Ok(match self.table(e, t, rel)? {
+            None => Grain::NoTable,
+            Some(table) => Self::classify(t, &table, rel / SECTOR_SIZE / t.grain % t.gtes),
         })
     }
 }
@@ -247,19 +263,31 @@ impl BlockDriver for VmdkDriver {
         // Extend over the following grains of the same kind (contiguous
         // on the host for data), within the extent and `max_len`.
         let limit = max_len.saturating_add(in_grain).min(e.len - grain_start);
+        let same = |g: Grain, len: u64| match (first, g) {
+            (Grain::NoTable | Grain::Unallocated, Grain::NoTable | Grain::Unallocated) => true,
+            (Grain::Zeroed, Grain::Zeroed) => true,
+            (Grain::At(a), Grain::At(b)) => t.compressed || b == a + len,
+            _ => false,
+        };
         let mut len = step(first, grain_start);
-        while len < limit {
-            let g = self.grain(e, t, grain_start + len)?;
-            let same = match (first, g) {
-                (Grain::NoTable | Grain::Unallocated, Grain::NoTable | Grain::Unallocated) => true,
-                (Grain::Zeroed, Grain::Zeroed) => true,
-                (Grain::At(a), Grain::At(b)) => t.compressed || b == a + len,
-                _ => false,
+        'runs: while len < limit {
+            let at = grain_start + len;
+            let Some(table) = self.table(e, t, at)? else {
+                if !same(Grain::NoTable, len) {
+                    break;
+                }
+                len += span - at % span;
+                continue;
             };
-            if !same {
-                break;
+            // The rest of this grain table, entry by entry.
+            let mut index = at / grain_bytes % t.gtes;
+            while index < t.gtes && len < limit {
+                if !same(Self::classify(t, &table, index), len) {
+                    break 'runs;
+                }
+                len += grain_bytes;
+                index += 1;
             }
-            len += step(g, grain_start + len);
         }
         let len = len.min(limit) - in_grain;
         let kind = match first {
