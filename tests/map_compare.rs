@@ -391,3 +391,46 @@ fn compare_equals_qemu_img() {
         check_compare(dir, "pairs", args);
     }
 }
+
+/// Damaged images and chains: one error line, never a panic or a hang.
+#[test]
+fn hostile_images_give_one_line() {
+    let t = tempdir();
+    let dir = t.path();
+    build(
+        dir,
+        &Case {
+            name: "hostile",
+            script: "qemu-img create -f qcow2 loop1.qcow2 1M
+                     qemu-img create -f qcow2 -b loop1.qcow2 -F qcow2 loop2.qcow2 1M
+                     qemu-img rebase -u -b loop2.qcow2 -F qcow2 loop1.qcow2
+                     qemu-img create -f qcow2 l2.qcow2 1M
+                     qemu-io -c 'write 0 64k' -c 'write -c 64k 64k' l2.qcow2
+                     cp l2.qcow2 unaligned.qcow2
+                     # L1 entry 0 (at 0x30000): an unaligned L2 table offset
+                     printf '\\200\\000\\000\\000\\000\\005\\002\\000' | dd of=unaligned.qcow2 bs=1 seek=196608 conv=notrunc 2>/dev/null
+                     cp l2.qcow2 pastend.qcow2
+                     printf '\\200\\000\\000\\000\\177\\000\\000\\000' | dd of=pastend.qcow2 bs=1 seek=196608 conv=notrunc 2>/dev/null
+                     cp l2.qcow2 badzip.qcow2
+                     # the compressed cluster (after the data cluster) made garbage
+                     head -c 64 /dev/zero | tr '\\000' '\\377' | dd of=badzip.qcow2 bs=1 seek=393216 conv=notrunc 2>/dev/null",
+            image: "",
+            fmt: None,
+        },
+    );
+    for (args, code) in [
+        (&["map", "loop2.qcow2"][..], 1),
+        (&["compare", "loop2.qcow2", "l2.qcow2"][..], 2),
+        (&["map", "--output=json", "unaligned.qcow2"][..], 1),
+        (&["compare", "unaligned.qcow2", "l2.qcow2"][..], 3),
+        (&["map", "--output=json", "pastend.qcow2"][..], 0),
+        (&["compare", "badzip.qcow2", "l2.qcow2"][..], 4),
+    ] {
+        let d = diskforge(dir, args);
+        assert_eq!(d.code, code, "{args:?}: {d:?}");
+        if code != 0 {
+            assert_eq!(d.stderr.lines().count(), 1, "{args:?}: {d:?}");
+            assert!(d.stderr.starts_with("diskforge: "), "{args:?}: {d:?}");
+        }
+    }
+}

@@ -107,6 +107,15 @@ pub fn open(filename: &str, info: &ImageInfo, backing: Option<Backing>) -> Resul
     }))
 }
 
+/// C's `%#x`: `0x` prefix except for zero.
+fn hex(v: u64) -> String {
+    if v == 0 {
+        "0".to_string()
+    } else {
+        format!("{v:#x}")
+    }
+}
+
 fn corrupt(what: String) -> Error {
     Error::Failed(format!("qcow2: Image is corrupt: {what}"))
 }
@@ -333,7 +342,9 @@ impl BlockDriver for Qcow2Driver {
         }
         if l2_offset & (cs - 1) != 0 {
             return Err(corrupt(format!(
-                "L2 table offset {l2_offset:#x} unaligned (L1 index: {l1_index:#x})"
+                "L2 table offset {hex_l2_offset} unaligned (L1 index: {hex_l1_index})",
+                hex_l2_offset = hex(l2_offset),
+                hex_l1_index = hex(l1_index)
             )));
         }
         let table = self.l2_table(l2_offset)?;
@@ -344,7 +355,9 @@ impl BlockDriver for Qcow2Driver {
         let kind = self.sub_type(e0, b0, first_sc);
         if self.header.version < 3 && matches!(kind, Sub::ZeroPlain | Sub::ZeroAlloc) {
             return Err(corrupt(format!(
-                "Zero cluster entry found in pre-v3 image (L2 offset: {l2_offset:#x}, L2 index: {l2_index:#x})"
+                "Zero cluster entry found in pre-v3 image (L2 offset: {hex_l2_offset}, L2 index: {hex_l2_index})",
+                hex_l2_offset = hex(l2_offset),
+                hex_l2_index = hex(l2_index)
             )));
         }
         let with_offset = matches!(kind, Sub::Normal | Sub::ZeroAlloc | Sub::UnallocAlloc);
@@ -352,19 +365,26 @@ impl BlockDriver for Qcow2Driver {
             let hc = e0 & L2E_OFFSET_MASK;
             if hc & (cs - 1) != 0 {
                 return Err(corrupt(format!(
-                    "Cluster allocation offset {hc:#x} unaligned (L2 offset: {l2_offset:#x}, L2 index: {l2_index:#x})"
+                    "Cluster allocation offset {hex_hc} unaligned (L2 offset: {hex_l2_offset}, L2 index: {hex_l2_index})",
+                    hex_hc = hex(hc),
+                    hex_l2_offset = hex(l2_offset),
+                    hex_l2_index = hex(l2_index)
                 )));
             }
             if self.data_file && hc + in_cluster != offset {
                 return Err(corrupt(format!(
-                    "External data file host cluster offset {hc:#x} does not match guest cluster offset: {:#x}, L2 index: {l2_index:#x})",
-                    offset - in_cluster
+                    "External data file host cluster offset {hex_hc} does not match guest cluster offset: {}, L2 index: {hex_l2_index})",
+                    hex(offset - in_cluster),
+                    hex_hc = hex(hc),
+                    hex_l2_index = hex(l2_index)
                 )));
             }
         }
         if kind == Sub::Compressed && self.data_file {
             return Err(corrupt(format!(
-                "Compressed cluster entry found in image with external data file (L2 offset: {l2_offset:#x}, L2 index: {l2_index:#x})"
+                "Compressed cluster entry found in image with external data file (L2 offset: {hex_l2_offset}, L2 index: {hex_l2_index})",
+                hex_l2_offset = hex(l2_offset),
+                hex_l2_index = hex(l2_index)
             )));
         }
         // Count the subclusters of the same type (and contiguous host
@@ -385,8 +405,9 @@ impl BlockDriver for Qcow2Driver {
                     let t = self.sub_type(e, b, j);
                     if t == Sub::Invalid {
                         return Err(corrupt(format!(
-                            "Invalid cluster entry found  (L2 offset: {l2_offset:#x}, L2 index: {:#x})",
-                            l2_index + i
+                            "Invalid cluster entry found  (L2 offset: {hex_l2_offset}, L2 index: {})",
+                            hex(l2_index + i),
+                            hex_l2_offset = hex(l2_offset)
                         )));
                     }
                     if t != kind {
@@ -400,7 +421,9 @@ impl BlockDriver for Qcow2Driver {
         };
         if kind == Sub::Invalid {
             return Err(corrupt(format!(
-                "Invalid cluster entry found  (L2 offset: {l2_offset:#x}, L2 index: {l2_index:#x})"
+                "Invalid cluster entry found  (L2 offset: {hex_l2_offset}, L2 index: {hex_l2_index})",
+                hex_l2_offset = hex(l2_offset),
+                hex_l2_index = hex(l2_index)
             )));
         }
         run = run.max(1);
