@@ -6,6 +6,16 @@ use crate::error::{Error, Result, describe_io};
 use std::fs::File;
 use std::os::unix::fs::{FileExt, MetadataExt};
 
+/// A regular file's size, or for a device the position of its end.
+fn file_length(file: &File, meta: &std::fs::Metadata) -> std::io::Result<u64> {
+    use std::io::{Seek, SeekFrom};
+    if meta.is_file() {
+        return Ok(meta.len());
+    }
+    let mut f = file;
+    f.seek(SeekFrom::End(0))
+}
+
 /// A host file opened read-only; safe to `pread` from many threads.
 #[derive(Debug)]
 pub struct HostFile {
@@ -53,7 +63,7 @@ impl HostFile {
         if meta.is_dir() {
             return Err(not_regular());
         }
-        let len = crate::format::raw::inspect::file_length(&file, &meta)
+        let len = file_length(&file, &meta)
             .map_err(|e| Error::Failed(format!("Could not open '{name}': {}", describe_io(&e))))?;
         Ok(HostFile {
             file,

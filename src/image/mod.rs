@@ -6,6 +6,7 @@ pub mod cache;
 pub mod chain;
 pub mod codec;
 pub mod file;
+pub mod gate;
 
 pub use chain::{Chain, Layer, Status};
 pub use file::HostFile;

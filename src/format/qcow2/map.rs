@@ -76,7 +76,7 @@ pub fn open(filename: &str, info: &ImageInfo, backing: Option<Backing>) -> Resul
             _ => None,
         }
         .ok_or_else(|| Error::Failed("Missing data file name in the image header".to_string()))?;
-        crate::format::open::gate(crate::format::open::Named::DataFile, &name)?;
+        crate::image::gate::gate(crate::image::gate::Named::DataFile, &name)?;
         files.push(HostFile::open(&name)?);
     }
     // The L1 table: bounded by qemu's 32 MiB limit (checked at open);

@@ -8,8 +8,8 @@ use super::header::{
     FLAG_MARKERS, FLAG_ZERO_GRAIN, GD_AT_END, MAGIC, SECTOR_SIZE, SparseExtentHeader,
 };
 use crate::error::{Error, Result};
-use crate::format::open::{Named, gate};
 use crate::image::cache::{PagedTable, TableCache};
+use crate::image::gate::{Named, gate};
 use crate::image::{Backing, BlockDriver, Extent, ExtentKind, HostFile, HostRef, Layer, codec};
 
 /// Grain tables kept in memory per extent.
