@@ -387,6 +387,9 @@ fn compare_equals_qemu_img() {
         &["empty.qcow2", "nothing.raw"][..],
         &["empty.qcow2", "missing.qcow2"][..],
         &["-f", "raw", "a.qcow2", "a.raw"][..],
+        &["-p", "a.qcow2", "c.qcow2"][..],
+        &["-p", "a.qcow2", "diff.raw"][..],
+        &["-p", "-q", "a.qcow2", "diff.raw"][..],
     ] {
         check_compare(dir, "pairs", args);
     }
