@@ -437,3 +437,42 @@ fn hostile_images_give_one_line() {
         }
     }
 }
+
+/// One guest content converted by qemu-img to every format and
+/// subformat: every pair compares as qemu-img compares it, and a changed
+/// copy is found at the same offset.
+#[test]
+fn compare_across_formats() {
+    let t = tempdir();
+    let dir = t.path();
+    build(
+        dir,
+        &Case {
+            name: "formats",
+            script: "qemu-img create -f qcow2 src.qcow2 6M
+                     qemu-io -c 'write -P 1 1000 300000' -c 'write -P 2 3M 64k' -c 'write -P 3 6290000 1000' src.qcow2
+                     qemu-img convert -O raw src.qcow2 a.raw
+                     qemu-img convert -O qcow2 -c src.qcow2 a.qcow2
+                     qemu-img convert -O qcow src.qcow2 a.qcow
+                     qemu-img convert -O vmdk src.qcow2 a.vmdk
+                     qemu-img convert -O vmdk -o subformat=streamOptimized src.qcow2 s.vmdk
+                     qemu-img convert -O vmdk -o subformat=twoGbMaxExtentFlat src.qcow2 f.vmdk
+                     qemu-img convert -O vdi src.qcow2 a.vdi
+                     qemu-img convert -O vpc src.qcow2 a.vhd
+                     cp a.raw changed.raw
+                     qemu-io -f raw -c 'write -P 9 3100000 1' changed.raw
+                     qemu-img convert -O vdi -f raw changed.raw changed.vdi",
+            image: "",
+            fmt: None,
+        },
+    );
+    let images = [
+        "a.raw", "a.qcow2", "a.qcow", "a.vmdk", "s.vmdk", "f.vmdk", "a.vdi", "a.vhd",
+    ];
+    for a in images {
+        for b in ["a.raw", "a.qcow2", "s.vmdk", "a.vhd", "changed.vdi"] {
+            check_compare(dir, "formats", &[a, b]);
+        }
+        check_compare(dir, "formats", &["-s", a, "changed.raw"]);
+    }
+}
