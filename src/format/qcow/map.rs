@@ -45,24 +45,35 @@ impl QcowDriver {
         1 << self.header.cluster_bits
     }
 
-    /// The L2 entry of guest `offset` (0: unallocated).
-    fn lookup(&self, offset: u64) -> Result<u64> {
+    /// The L2 table of guest `offset` and the entry's index in it (None:
+    /// no table, the whole span is unallocated).
+    fn table(&self, offset: u64) -> Result<Option<(std::sync::Arc<Vec<u8>>, u64)>> {
         let cb = u32::from(self.header.cluster_bits);
         let l2b = u32::from(self.header.l2_bits);
         let l1_index = offset >> (cb + l2b);
         if l1_index >= self.l1.len() {
-            return Ok(0);
+            return Ok(None);
         }
         let e = self.l1.entry(&self.files[0], l1_index)?;
         let l2_offset = u64::from_be_bytes(e[..8].try_into().unwrap_or([0; 8]));
         if l2_offset == 0 {
-            return Ok(0);
+            return Ok(None);
         }
         let table = self.l2.get(&self.files[0], l2_offset)?;
-        let i = (((offset >> cb) & ((1 << l2b) - 1)) * 8) as usize;
-        Ok(u64::from_be_bytes(
-            table[i..i + 8].try_into().unwrap_or([0; 8]),
-        ))
+        Ok(Some((table, (offset >> cb) & ((1 << l2b) - 1))))
+    }
+
+    fn entry_at(table: &[u8], index: u64) -> u64 {
+        let i = (index * 8) as usize;
+        u64::from_be_bytes(table[i..i + 8].try_into().unwrap_or([0; 8]))
+    }
+
+    /// The L2 entry of guest `offset` (0: unallocated).
+    fn lookup(&self, offset: u64) -> Result<u64> {
+        Ok(match self.table(offset)? {
+            None => 0,
+            Some((table, i)) => Self::entry_at(&table, i),
+        })
     }
 }
 
@@ -90,8 +101,35 @@ impl BlockDriver for QcowDriver {
     fn map(&self, offset: u64, max_len: u64) -> Result<Extent> {
         let cs = self.cluster_size();
         let in_cluster = offset & (cs - 1);
-        let len = (cs - in_cluster).min(max_len);
-        let e = self.lookup(offset)?;
+        let span = cs << self.header.l2_bits;
+        let limit = max_len.saturating_add(in_cluster);
+        let start = offset - in_cluster;
+        // Runs of the same kind (contiguous on the host for data) within
+        // one L2 table.
+        let (e, run) = match self.table(offset)? {
+            None => (0, span - start % span),
+            Some((table, i)) => {
+                let e = Self::entry_at(&table, i);
+                let entries = 1u64 << self.header.l2_bits;
+                let mut n = 1;
+                while i + n < entries && n * cs < limit {
+                    let next = Self::entry_at(&table, i + n);
+                    let same = if e == 0 {
+                        next == 0
+                    } else if e & OFLAG_COMPRESSED != 0 {
+                        next & OFLAG_COMPRESSED != 0
+                    } else {
+                        next & OFLAG_COMPRESSED == 0 && next == e + n * cs
+                    };
+                    if !same {
+                        break;
+                    }
+                    n += 1;
+                }
+                (e, n * cs)
+            }
+        };
+        let len = run.min(limit) - in_cluster;
         let kind = if e == 0 {
             ExtentKind::Unallocated { at: None }
         } else if e & OFLAG_COMPRESSED != 0 {
