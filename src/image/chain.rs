@@ -209,3 +209,87 @@ impl Chain {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::image::{Backing, Extent, HostFile};
+
+    /// A layer of fixed extents (no host files: only map is used).
+    struct Fake {
+        size: u64,
+        extents: Vec<(u64, ExtentKind)>,
+    }
+
+    impl BlockDriver for Fake {
+        fn format_name(&self) -> &'static str {
+            "fake"
+        }
+        fn virtual_size(&self) -> u64 {
+            self.size
+        }
+        fn files(&self) -> &[HostFile] {
+            &[]
+        }
+        fn backing(&self) -> Option<&Backing> {
+            None
+        }
+        fn supports_backing(&self) -> bool {
+            true
+        }
+        fn map(&self, offset: u64, max_len: u64) -> Result<Extent> {
+            let mut start = 0;
+            for &(len, kind) in &self.extents {
+                if offset < start + len {
+                    return Ok(Extent {
+                        len: (start + len - offset).min(max_len),
+                        kind,
+                    });
+                }
+                start += len;
+            }
+            Ok(Extent {
+                len: max_len,
+                kind: ExtentKind::Unallocated { at: None },
+            })
+        }
+        fn read_compressed(&self, _offset: u64, _buf: &mut [u8]) -> Result<()> {
+            Ok(())
+        }
+    }
+
+    const U: ExtentKind = ExtentKind::Unallocated { at: None };
+    const Z: ExtentKind = ExtentKind::Zero { at: None };
+    const C: ExtentKind = ExtentKind::Compressed;
+
+    #[test]
+    fn block_status_walks_the_chain() {
+        let top = Fake {
+            size: 4096,
+            extents: vec![(512, Z), (512, U), (512, C), (2560, U)],
+        };
+        let base = Fake {
+            size: 2048,
+            extents: vec![(1024, U), (512, C), (512, Z)],
+        };
+        let chain = Chain {
+            layers: vec![Box::new(top), Box::new(base)],
+        };
+        // (offset, len, depth, present, zero, data, compressed)
+        let cases = [
+            (0, 512, 0, true, true, false, false),
+            (512, 512, 1, false, true, false, false),
+            (1024, 512, 0, true, false, true, true),
+            (1536, 512, 1, true, true, false, false),
+            (2048, 2048, 0, false, true, false, false),
+        ];
+        for (offset, len, depth, present, zero, data, compressed) in cases {
+            let s = chain.block_status(offset, 4096 - offset).unwrap();
+            assert_eq!(
+                (s.len, s.depth, s.present, s.zero, s.data, s.compressed),
+                (len, depth, present, zero, data, compressed),
+                "offset {offset}"
+            );
+        }
+    }
+}
