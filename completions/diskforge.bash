@@ -16,6 +16,9 @@ _diskforge() {
             ",$1")
                 cmd="diskforge"
                 ;;
+            diskforge,compare)
+                cmd="diskforge__subcmd__compare"
+                ;;
             diskforge,create)
                 cmd="diskforge__subcmd__create"
                 ;;
@@ -25,8 +28,14 @@ _diskforge() {
             diskforge,info)
                 cmd="diskforge__subcmd__info"
                 ;;
+            diskforge,map)
+                cmd="diskforge__subcmd__map"
+                ;;
             diskforge,register)
                 cmd="diskforge__subcmd__register"
+                ;;
+            diskforge__subcmd__help,compare)
+                cmd="diskforge__subcmd__help__subcmd__compare"
                 ;;
             diskforge__subcmd__help,create)
                 cmd="diskforge__subcmd__help__subcmd__create"
@@ -36,6 +45,9 @@ _diskforge() {
                 ;;
             diskforge__subcmd__help,info)
                 cmd="diskforge__subcmd__help__subcmd__info"
+                ;;
+            diskforge__subcmd__help,map)
+                cmd="diskforge__subcmd__help__subcmd__map"
                 ;;
             diskforge__subcmd__help,register)
                 cmd="diskforge__subcmd__help__subcmd__register"
@@ -47,12 +59,54 @@ _diskforge() {
 
     case "${cmd}" in
         diskforge)
-            opts="-h -V --help --version create info register help"
+            opts="-h -V --help --version create info register map compare help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        diskforge__subcmd__compare)
+            opts="-f -F -s -q -p -U -T -h -V --a-format --b-format --strict --quiet --progress --force-share --source-cache --image-opts --object --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --a-format)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -f)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --b-format)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -F)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --source-cache)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -T)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --object)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -111,8 +165,22 @@ _diskforge() {
             return 0
             ;;
         diskforge__subcmd__help)
-            opts="create info register help"
+            opts="create info register map compare help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        diskforge__subcmd__help__subcmd__compare)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -166,6 +234,20 @@ _diskforge() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        diskforge__subcmd__help__subcmd__map)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         diskforge__subcmd__help__subcmd__register)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -197,6 +279,52 @@ _diskforge() {
                     ;;
                 --output)
                     COMPREPLY=($(compgen -W "human json" -- "${cur}"))
+                    return 0
+                    ;;
+                --object)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        diskforge__subcmd__map)
+            opts="-f -s -l -U -h -V --format --output --start-offset --max-length --force-share --image-opts --object --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --format)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -f)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "human json" -- "${cur}"))
+                    return 0
+                    ;;
+                --start-offset)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -s)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-length)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -l)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --object)

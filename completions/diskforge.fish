@@ -29,6 +29,8 @@ complete -c diskforge -n "__fish_diskforge_needs_command" -s V -l version -d 'Pr
 complete -c diskforge -n "__fish_diskforge_needs_command" -f -a "create" -d 'Create a new disk image (qemu-img create)'
 complete -c diskforge -n "__fish_diskforge_needs_command" -f -a "info" -d 'Display information about a disk image (qemu-img info)'
 complete -c diskforge -n "__fish_diskforge_needs_command" -f -a "register" -d 'Register an image with OpenStack Glance or Huawei Cloud IMS (and upload it)'
+complete -c diskforge -n "__fish_diskforge_needs_command" -f -a "map" -d 'Dump the metadata of an image (qemu-img map)'
+complete -c diskforge -n "__fish_diskforge_needs_command" -f -a "compare" -d 'Check whether two images have the same content (qemu-img compare)'
 complete -c diskforge -n "__fish_diskforge_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c diskforge -n "__fish_diskforge_using_subcommand create" -s f -l format -d 'Image format: raw, qcow2, qcow, vmdk, vdi, vpc (or vhd)' -r
 complete -c diskforge -n "__fish_diskforge_using_subcommand create" -s o -l options -d 'Format options, comma-separated key=value (repeatable; `-o help` lists them)' -r
@@ -109,7 +111,30 @@ complete -c diskforge -n "__fish_diskforge_using_subcommand register" -l debug -
 complete -c diskforge -n "__fish_diskforge_using_subcommand register" -l insecure -d 'Do not verify TLS certificates'
 complete -c diskforge -n "__fish_diskforge_using_subcommand register" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c diskforge -n "__fish_diskforge_using_subcommand register" -s V -l version -d 'Print version'
-complete -c diskforge -n "__fish_diskforge_using_subcommand help; and not __fish_seen_subcommand_from create info register help" -f -a "create" -d 'Create a new disk image (qemu-img create)'
-complete -c diskforge -n "__fish_diskforge_using_subcommand help; and not __fish_seen_subcommand_from create info register help" -f -a "info" -d 'Display information about a disk image (qemu-img info)'
-complete -c diskforge -n "__fish_diskforge_using_subcommand help; and not __fish_seen_subcommand_from create info register help" -f -a "register" -d 'Register an image with OpenStack Glance or Huawei Cloud IMS (and upload it)'
-complete -c diskforge -n "__fish_diskforge_using_subcommand help; and not __fish_seen_subcommand_from create info register help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c diskforge -n "__fish_diskforge_using_subcommand map" -s f -l format -d 'Image format: raw, qcow2, qcow, vmdk, vdi, vpc (or vhd); detected when absent' -r
+complete -c diskforge -n "__fish_diskforge_using_subcommand map" -l output -d 'Output format' -r -f -a "human\t''
+json\t''"
+complete -c diskforge -n "__fish_diskforge_using_subcommand map" -s s -l start-offset -d 'Start at this guest offset (bytes, or with k, M, G, T, P, E suffix)' -r
+complete -c diskforge -n "__fish_diskforge_using_subcommand map" -s l -l max-length -d 'Map at most this many bytes (bytes, or with a suffix)' -r
+complete -c diskforge -n "__fish_diskforge_using_subcommand map" -l object -d 'QEMU object definition (accepted for compatibility; diskforge has no objects)' -r
+complete -c diskforge -n "__fish_diskforge_using_subcommand map" -s U -l force-share -d 'Open the image in shared mode (accepted; diskforge never locks)'
+complete -c diskforge -n "__fish_diskforge_using_subcommand map" -l image-opts -d 'FILENAME is an option string (not supported by diskforge)'
+complete -c diskforge -n "__fish_diskforge_using_subcommand map" -s h -l help -d 'Print help'
+complete -c diskforge -n "__fish_diskforge_using_subcommand map" -s V -l version -d 'Print version'
+complete -c diskforge -n "__fish_diskforge_using_subcommand compare" -s f -l a-format -d 'Format of the first image; detected when absent' -r
+complete -c diskforge -n "__fish_diskforge_using_subcommand compare" -s F -l b-format -d 'Format of the second image; detected when absent' -r
+complete -c diskforge -n "__fish_diskforge_using_subcommand compare" -s T -l source-cache -d 'Cache mode (accepted; diskforge reads through the page cache)' -r
+complete -c diskforge -n "__fish_diskforge_using_subcommand compare" -l object -d 'QEMU object definition (accepted for compatibility; diskforge has no objects)' -r
+complete -c diskforge -n "__fish_diskforge_using_subcommand compare" -s s -l strict -d 'Strict mode: fail on a size mismatch or a different allocation state'
+complete -c diskforge -n "__fish_diskforge_using_subcommand compare" -s q -l quiet -d 'Quiet: print nothing, only the exit status says the result'
+complete -c diskforge -n "__fish_diskforge_using_subcommand compare" -s p -l progress -d 'Show progress'
+complete -c diskforge -n "__fish_diskforge_using_subcommand compare" -s U -l force-share -d 'Open the images in shared mode (accepted; diskforge never locks)'
+complete -c diskforge -n "__fish_diskforge_using_subcommand compare" -l image-opts -d 'The file names are option strings (not supported by diskforge)'
+complete -c diskforge -n "__fish_diskforge_using_subcommand compare" -s h -l help -d 'Print help'
+complete -c diskforge -n "__fish_diskforge_using_subcommand compare" -s V -l version -d 'Print version'
+complete -c diskforge -n "__fish_diskforge_using_subcommand help; and not __fish_seen_subcommand_from create info register map compare help" -f -a "create" -d 'Create a new disk image (qemu-img create)'
+complete -c diskforge -n "__fish_diskforge_using_subcommand help; and not __fish_seen_subcommand_from create info register map compare help" -f -a "info" -d 'Display information about a disk image (qemu-img info)'
+complete -c diskforge -n "__fish_diskforge_using_subcommand help; and not __fish_seen_subcommand_from create info register map compare help" -f -a "register" -d 'Register an image with OpenStack Glance or Huawei Cloud IMS (and upload it)'
+complete -c diskforge -n "__fish_diskforge_using_subcommand help; and not __fish_seen_subcommand_from create info register map compare help" -f -a "map" -d 'Dump the metadata of an image (qemu-img map)'
+complete -c diskforge -n "__fish_diskforge_using_subcommand help; and not __fish_seen_subcommand_from create info register map compare help" -f -a "compare" -d 'Check whether two images have the same content (qemu-img compare)'
+complete -c diskforge -n "__fish_diskforge_using_subcommand help; and not __fish_seen_subcommand_from create info register map compare help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

@@ -1,18 +1,22 @@
 //! The command line, defined once: the same definitions feed parsing,
 //! `--help` and the man page (`man/diskforge.1`).
 
+mod compare;
 mod create;
 mod info;
 mod invocation;
 pub mod manual;
+mod map;
 pub mod register;
 
+pub use compare::CompareArgs;
 pub use create::CreateArgs;
 pub use info::InfoArgs;
 pub use invocation::{
     QEMU_IMG_INTERFACE_VERSION, QEMU_IMG_SUBCOMMANDS, clap_error_line, invoked_as_qemu_img,
     program_name, version_line,
 };
+pub use map::MapArgs;
 pub use register::RegisterArgs;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
@@ -50,6 +54,10 @@ pub enum Command {
     Create(CreateArgs),
     Info(InfoArgs),
     Register(Box<RegisterArgs>),
+    /// Dump the metadata of an image (qemu-img map)
+    Map(MapArgs),
+    /// Check whether two images have the same content (qemu-img compare)
+    Compare(CompareArgs),
 }
 
 /// The clap command as `program` (basename of argv[0]) presents it: as
