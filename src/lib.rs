@@ -7,13 +7,16 @@
 //! command line.
 
 pub mod cli;
+pub mod cmd;
 pub mod create;
 pub mod error;
 pub mod format;
+pub mod image;
 pub mod info;
 pub mod name;
 pub mod options;
 pub mod progress;
+pub mod qapi;
 pub mod registry;
 pub mod reproducible;
 pub mod size;
@@ -26,5 +29,7 @@ pub fn run(cli: cli::Cli) -> Result<()> {
         cli::Command::Create(args) => create::run(&args),
         cli::Command::Info(args) => info::run(&args),
         cli::Command::Register(args) => registry::run(&args),
+        cli::Command::Map(args) => cmd::map::run(&args),
+        cli::Command::Compare(args) => cmd::compare::run(&args),
     }
 }

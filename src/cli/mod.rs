@@ -1,12 +1,16 @@
 //! The command line, defined once: the same definitions feed parsing,
 //! `--help` and the man page (`man/diskforge.1`).
 
+mod compare;
 mod create;
 mod info;
+mod map;
 pub mod register;
 
+pub use compare::CompareArgs;
 pub use create::CreateArgs;
 pub use info::InfoArgs;
+pub use map::MapArgs;
 pub use register::RegisterArgs;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -44,6 +48,10 @@ pub enum Command {
     Info(InfoArgs),
     /// Register an image with OpenStack Glance or Huawei Cloud IMS
     Register(Box<RegisterArgs>),
+    /// Dump the metadata of an image (qemu-img map)
+    Map(MapArgs),
+    /// Check whether two images have the same content (qemu-img compare)
+    Compare(CompareArgs),
 }
 
 /// The program name as invoked (basename of argv[0]), used as the prefix

@@ -6,6 +6,7 @@
 //! L2 tables and clusters are appended when data is written.
 
 pub mod header;
+pub mod map;
 
 use crate::create::{CreateContext, Prealloc};
 use crate::error::{Error, Result};

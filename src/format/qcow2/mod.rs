@@ -6,6 +6,7 @@ pub mod header;
 pub mod inspect;
 pub mod layout;
 mod luks;
+pub mod map;
 
 pub use create::create;
 

@@ -1,6 +1,7 @@
 //! raw: the virtual disk's bytes, nothing else.
 
 pub mod inspect;
+pub mod map;
 
 pub use inspect::inspect;
 

@@ -8,6 +8,7 @@
 //! file (sparse) to hold all of them.
 
 pub mod header;
+pub mod map;
 
 use crate::create::{CreateContext, Prealloc};
 use crate::error::{Error, Result};

@@ -7,6 +7,7 @@ pub mod create;
 pub mod descriptor;
 pub mod header;
 pub mod inspect;
+pub mod map;
 
 pub use create::create;
 pub use inspect::inspect;

@@ -11,6 +11,7 @@
 //! largest geometry (65535 × 16 × 255 sectors).
 
 pub mod footer;
+pub mod map;
 
 use crate::create::{CreateContext, Prealloc};
 use crate::error::{Error, Result};
