@@ -15,7 +15,9 @@ fn main() -> ExitCode {
             }
             _ => {
                 print_error(&format!("{}: {}", program_name(), clap_error_line(&e)));
-                return ExitCode::from(2);
+                // qemu-img check exits 1 on a usage error: 2 and 3 are verdicts.
+                let is_check = std::env::args_os().nth(1).is_some_and(|a| a == "check");
+                return ExitCode::from(if is_check { 1 } else { 2 });
             }
         },
     };

@@ -1,12 +1,14 @@
 //! The command line, defined once: the same definitions feed parsing,
 //! `--help` and the man page (`man/diskforge.1`).
 
+mod check;
 mod compare;
 mod create;
 mod info;
 mod map;
 pub mod register;
 
+pub use check::CheckArgs;
 pub use compare::CompareArgs;
 pub use create::CreateArgs;
 pub use info::InfoArgs;
@@ -52,6 +54,8 @@ pub enum Command {
     Map(MapArgs),
     /// Check whether two images have the same content (qemu-img compare)
     Compare(CompareArgs),
+    /// Check an image for consistency (qemu-img check)
+    Check(CheckArgs),
 }
 
 /// The program name as invoked (basename of argv[0]), used as the prefix

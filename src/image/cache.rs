@@ -64,7 +64,7 @@ impl PagedTable {
             .saturating_mul(entry_len)
             .next_multiple_of(entry_len.max(1))
             .clamp(entry_len.max(1), PAGE);
-        let page = if PAGE % entry_len.max(1) == 0 && page < PAGE {
+        let page = if PAGE.is_multiple_of(entry_len.max(1)) && page < PAGE {
             page
         } else {
             PAGE

@@ -1,0 +1,73 @@
+//! `check` for every format: qemu's per-driver consistency checks
+//! (qcow2, vdi, vmdk); the other formats have none.
+
+use super::Format;
+use crate::error::Result;
+use crate::image::HostFile;
+use crate::qapi::ImageCheck;
+
+pub use super::qcow2::check::Fix;
+
+/// How a check ended.
+#[derive(Debug)]
+pub enum Outcome {
+    /// The check ran (its counts may report damage).
+    Done(ImageCheck),
+    /// The format (or the repair asked for) has no check: exit 63.
+    Unsupported,
+    /// The check could not complete (`Check failed: WHY`).
+    Failed(String),
+}
+
+/// Opens `filename` as qemu-img check opens it (its backing chain too)
+/// and checks it; qemu's messages go to `log`.
+pub fn check(
+    filename: &str,
+    format: Option<Format>,
+    fix: Fix,
+    log: &mut String,
+) -> Result<Outcome> {
+    let chain = super::open::open_chain(filename, format)?;
+    let Some(top) = chain.layers.first() else {
+        return Ok(Outcome::Unsupported);
+    };
+    let fmt = Format::from_name(top.format_name()).unwrap_or(Format::Raw);
+    let fixing = fix.leaks || fix.errors;
+    let file: &HostFile = &top.files()[0];
+    let mut done = match fmt {
+        Format::Qcow2 => {
+            let writer = if fixing {
+                Some(
+                    std::fs::OpenOptions::new()
+                        .read(true)
+                        .write(true)
+                        .open(filename)
+                        .map_err(|e| {
+                            crate::error::Error::Failed(format!(
+                                "Could not open '{filename}': Could not open '{filename}': {}",
+                                crate::error::describe_io(&e)
+                            ))
+                        })?,
+                )
+            } else {
+                None
+            };
+            match super::qcow2::check::check(file, writer.as_ref(), fix, log) {
+                Ok(c) => c,
+                Err(e) => return Ok(Outcome::Failed(e.0)),
+            }
+        }
+        Format::Vdi if !fixing => match super::vdi::check::check(file, log) {
+            Ok(c) => c,
+            Err(e) => return Ok(Outcome::Failed(e)),
+        },
+        Format::Vmdk if !fixing => match super::vmdk::check::check(top.as_ref(), log) {
+            Ok(c) => c,
+            Err(e) => return Ok(Outcome::Failed(e)),
+        },
+        _ => return Ok(Outcome::Unsupported),
+    };
+    done.filename = filename.to_string();
+    done.format = fmt.name().to_string();
+    Ok(Outcome::Done(done))
+}
