@@ -11,10 +11,7 @@
 //! flags; a damaged refcount structure that needs a rebuild is refused
 //! with qemu's message for `-r leaks`, and not rebuilt for `-r all`.
 
-use super::header::{
-    AUTOCLEAR_BITMAPS, EXT_BITMAPS, EXT_CRYPTO, Extension, Header, INCOMPAT_DATA_FILE,
-    INCOMPAT_EXTL2, V2_HEADER_LENGTH,
-};
+use super::header::{Header, INCOMPAT_DATA_FILE, INCOMPAT_EXTL2, V2_HEADER_LENGTH};
 use super::refs::{DiskError, NoMemory, Rebuilt, Stored};
 use crate::image::HostFile;
 use crate::qapi::ImageCheck;
@@ -31,8 +28,6 @@ pub(super) const OFLAG_COPIED: u64 = 1 << 63;
 const OFLAG_COMPRESSED: u64 = 1 << 62;
 const OFLAG_ZERO: u64 = 1;
 const ALL_ALLOC: u64 = 0xffff_ffff;
-const BME_OFFSET_MASK: u64 = 0x00ff_ffff_ffff_fe00;
-const BME_RESERVED_MASK: u64 = 0xff00_0000_0000_01fe;
 /// qemu's `QCOW_MAX_L1_SIZE`.
 const MAX_L1_BYTES: u64 = 0x0200_0000;
 
@@ -78,15 +73,15 @@ fn hex(v: u64) -> String {
     }
 }
 
-struct Snapshot {
-    id: String,
-    name: String,
-    l1_offset: u64,
-    l1_size: u32,
+pub(super) struct Snapshot {
+    pub(super) id: String,
+    pub(super) name: String,
+    pub(super) l1_offset: u64,
+    pub(super) l1_size: u32,
 }
 
 pub(super) struct Checker<'a> {
-    pub(super) file: &'a HostFile,
+    pub(super) file: HostFile,
     pub(super) writer: Option<&'a std::fs::File>,
     pub(super) h: Header,
     pub(super) cs: u64,
@@ -99,6 +94,10 @@ pub(super) struct Checker<'a> {
     pub(super) res: ImageCheck,
     pub(super) log: &'a mut String,
     pub(super) signaled: bool,
+    /// The image was marked corrupt: no more writes (qemu drops the driver).
+    pub(super) dead: bool,
+    /// The refcount table in use (offset, bytes).
+    pub(super) old_reftable: (u64, u64),
 }
 
 pub(super) fn read_u64s(file: &HostFile, offset: u64, n: u64) -> Result<Vec<u64>, Failed> {
@@ -134,6 +133,8 @@ pub fn check(
     }
     let table_entries = u64::from(h.refcount_table_clusters) * cs / 8;
     let table = read_u64s(file, h.refcount_table_offset, table_entries)?;
+    // Our own handle: a rebuild grows the file and reopens it.
+    let file = HostFile::open(file.name()).map_err(|e| Failed(e.to_string()))?;
     let mut c = Checker {
         file,
         writer,
@@ -147,6 +148,8 @@ pub fn check(
         res: ImageCheck::default(),
         log,
         signaled: false,
+        dead: false,
+        old_reftable: (h.refcount_table_offset, table_entries * 8),
         h,
     };
     c.res.total_clusters = (c.h.size / 512 * 512).div_ceil(cs);
@@ -154,10 +157,7 @@ pub fn check(
     let pre = c.res.clone();
     let mut highest = c.compare(Fix::default(), &mut rebuild);
     if rebuild && fix.errors {
-        return Err(Failed(
-            "rebuilding the refcount structures is not supported by diskforge; use qemu-img check -r all"
-                .to_string(),
-        ));
+        highest = c.rebuild_and_recount()?;
     } else if fix.any() {
         if rebuild {
             c.log
@@ -178,12 +178,12 @@ pub fn check(
 }
 
 impl Checker<'_> {
-    fn offset_in_cluster(&self, v: u64) -> u64 {
+    pub(super) fn offset_in_cluster(&self, v: u64) -> u64 {
         v & (self.cs - 1)
     }
 
     /// qemu's `qcow2_inc_refcounts_imrt`.
-    fn inc(&mut self, offset: u64, size: u64) -> Result<(), Failed> {
+    pub(super) fn inc(&mut self, offset: u64, size: u64) -> Result<(), Failed> {
         if size == 0 {
             return Ok(());
         }
@@ -244,7 +244,7 @@ impl Checker<'_> {
 
     /// Reads the L2 table at `offset`: (entry, bitmap) pairs.
     fn read_l2(&self, offset: u64) -> Result<Vec<(u64, u64)>, Failed> {
-        let words = read_u64s(self.file, offset, self.cs / 8)?;
+        let words = read_u64s(&self.file, offset, self.cs / 8)?;
         Ok(if self.extl2 {
             words.chunks_exact(2).map(|w| (w[0], w[1])).collect()
         } else {
@@ -253,7 +253,7 @@ impl Checker<'_> {
     }
 
     /// `calculate_refcounts`; returns whether a rebuild is needed.
-    fn calculate(&mut self) -> Result<bool, Failed> {
+    pub(super) fn calculate(&mut self) -> Result<bool, Failed> {
         self.inc(0, self.cs)?;
         let (l1o, l1s) = (self.h.l1_table_offset, self.h.l1_size);
         self.check_l1(l1o, l1s, true)?;
@@ -316,7 +316,7 @@ impl Checker<'_> {
             return Ok(());
         }
         self.inc(offset, u64::from(size) * 8)?;
-        let l1 = read_u64s(self.file, offset, u64::from(size))?;
+        let l1 = read_u64s(&self.file, offset, u64::from(size))?;
         for e in l1 {
             if e == 0 {
                 continue;
@@ -447,120 +447,6 @@ impl Checker<'_> {
         Ok(())
     }
 
-    /// The snapshot table as qemu reads it, each entry with the offset
-    /// just past it (the table was validated when the image was opened).
-    fn snapshots(&mut self) -> Result<Vec<(Snapshot, u64)>, Failed> {
-        let mut out = Vec::new();
-        let mut offset = self.h.snapshots_offset;
-        for _ in 0..self.h.nb_snapshots.min(65536) {
-            offset = offset.next_multiple_of(8);
-            let mut f = [0u8; 40];
-            self.read(offset, &mut f)?;
-            let l1_offset = BigEndian::read_u64(&f[0..]);
-            let l1_size = BigEndian::read_u32(&f[8..]);
-            let id_len = u64::from(BigEndian::read_u16(&f[12..]));
-            let name_len = u64::from(BigEndian::read_u16(&f[14..]));
-            let extra = u64::from(BigEndian::read_u32(&f[36..]));
-            offset += 40 + extra;
-            let mut id = vec![0u8; id_len as usize];
-            self.read(offset, &mut id)?;
-            offset += id_len;
-            let mut name = vec![0u8; name_len as usize];
-            self.read(offset, &mut name)?;
-            offset += name_len;
-            let sn = Snapshot {
-                id: String::from_utf8_lossy(&id).into_owned(),
-                name: String::from_utf8_lossy(&name).into_owned(),
-                l1_offset,
-                l1_size,
-            };
-            out.push((sn, offset));
-        }
-        Ok(out)
-    }
-
-    fn read(&self, offset: u64, buf: &mut [u8]) -> Result<(), Failed> {
-        self.file
-            .read_at(offset, buf)
-            .map_err(|_| Failed("Input/output error".to_string()))
-    }
-
-    /// The LUKS header (offset, length) and the bitmaps extension
-    /// (count, directory size, directory offset) qemu keeps.
-    #[allow(clippy::type_complexity)]
-    fn extensions(&self) -> (Option<(u64, u64)>, Option<(u32, u64, u64)>) {
-        let end = if self.h.backing_file_offset != 0 {
-            self.h.backing_file_offset.min(self.cs)
-        } else {
-            self.cs
-        };
-        let mut buf = vec![0u8; end as usize];
-        if self.file.read_at(0, &mut buf).is_err() {
-            return (None, None);
-        }
-        let start = if self.h.version >= 3 {
-            self.h.header_length as usize
-        } else {
-            V2_HEADER_LENGTH as usize
-        };
-        let exts = Extension::parse_all(&buf, start).unwrap_or_default();
-        let mut crypto = None;
-        let mut bitmaps = None;
-        for e in exts {
-            if e.kind == EXT_CRYPTO && e.data.len() == 16 && self.h.crypt_method == 2 {
-                crypto = Some((
-                    BigEndian::read_u64(&e.data[0..]),
-                    BigEndian::read_u64(&e.data[8..]),
-                ));
-            }
-            if e.kind == EXT_BITMAPS
-                && e.data.len() == 24
-                && self.h.autoclear_features & AUTOCLEAR_BITMAPS != 0
-            {
-                bitmaps = Some((
-                    BigEndian::read_u32(&e.data[0..]),
-                    BigEndian::read_u64(&e.data[8..]),
-                    BigEndian::read_u64(&e.data[16..]),
-                ));
-            }
-        }
-        (crypto, bitmaps)
-    }
-
-    /// `qcow2_check_bitmaps_refcounts`.
-    fn check_bitmaps(&mut self, n: u32, size: u64, offset: u64) -> Result<(), Failed> {
-        self.inc(offset, size)?;
-        // Bounded when the image was opened (qemu's 64 MiB directory limit).
-        let mut dir = vec![0u8; size.min(64 << 20) as usize];
-        self.read(offset, &mut dir)?;
-        let mut at = 0usize;
-        for _ in 0..n {
-            if at + 24 > dir.len() {
-                self.res.corruptions += 1;
-                return Err(Failed("Invalid argument".to_string()));
-            }
-            let t_off = BigEndian::read_u64(&dir[at..]);
-            let t_size = u64::from(BigEndian::read_u32(&dir[at + 8..]));
-            let name = usize::from(BigEndian::read_u16(&dir[at + 18..]));
-            let extra = BigEndian::read_u32(&dir[at + 20..]) as usize;
-            at = (at + 24 + extra + name).next_multiple_of(8);
-            self.inc(t_off, t_size * 8)?;
-            for e in read_u64s(self.file, t_off, t_size)? {
-                let off = e & BME_OFFSET_MASK;
-                if e & BME_RESERVED_MASK != 0
-                    || (off != 0 && (e & 1 != 0 || self.offset_in_cluster(off) != 0))
-                {
-                    self.res.corruptions += 1;
-                    continue;
-                }
-                if off != 0 {
-                    self.inc(off, self.cs)?;
-                }
-            }
-        }
-        Ok(())
-    }
-
     /// `check_refblocks`.
     fn check_refblocks(&mut self) -> Result<bool, Failed> {
         let mut rebuild = false;
@@ -607,17 +493,30 @@ impl Checker<'_> {
 
     /// `qcow2_get_refcount` with qemu's corruption report.
     fn stored_count(&mut self, k: u64) -> Result<u64, String> {
-        match self.stored.get(self.file, k) {
+        match self.stored.get(&self.file, k) {
             Ok(v) => Ok(v),
             Err(DiskError::Unaligned { block, index }) => {
                 if !self.signaled {
-                    let _ = writeln!(
-                        self.log,
-                        "qcow2: Image is corrupt: Refblock offset {} unaligned (reftable index: {}); further non-fatal corruption events will be suppressed",
+                    let what = format!(
+                        "Refblock offset {} unaligned (reftable index: {})",
                         hex(block),
                         hex(index)
                     );
                     self.signaled = true;
+                    if self.writer.is_some() {
+                        // Writable: qemu marks the image corrupt and
+                        // stops every further write.
+                        let _ = writeln!(
+                            self.log,
+                            "qcow2: Marking image as corrupt: {what}; further corruption events will be suppressed"
+                        );
+                        self.mark_corrupt();
+                    } else {
+                        let _ = writeln!(
+                            self.log,
+                            "qcow2: Image is corrupt: {what}; further non-fatal corruption events will be suppressed"
+                        );
+                    }
                 }
                 Err("Input/output error".to_string())
             }
@@ -626,7 +525,7 @@ impl Checker<'_> {
     }
 
     /// `compare_refcounts`; returns the highest cluster in use.
-    fn compare(&mut self, fix: Fix, rebuild: &mut bool) -> u64 {
+    pub(super) fn compare(&mut self, fix: Fix, rebuild: &mut bool) -> u64 {
         let mut highest = 0;
         let dense = self.rebuilt.dense_len();
         let mut candidates: Vec<u64> = self.rebuilt.past_eof().collect();
@@ -670,7 +569,7 @@ impl Checker<'_> {
             let _ = writeln!(self.log, "{word} cluster {i} refcount={r1} reference={r2}");
             if fixing
                 && let Some(w) = self.writer
-                && self.stored.set(self.file, w, i, r2).is_ok()
+                && self.stored.set(&self.file, w, i, r2).is_ok()
             {
                 if r1 > r2 {
                     self.res.leaks_fixed += 1;
@@ -698,7 +597,7 @@ impl Checker<'_> {
                 break;
             }
             for k in (ti * per).max(from)..((ti + 1) * per).min(to) {
-                if matches!(self.stored.get(self.file, k), Ok(v) if v != 0) {
+                if matches!(self.stored.get(&self.file, k), Ok(v) if v != 0) {
                     out.push(k);
                 }
             }

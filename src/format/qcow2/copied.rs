@@ -15,14 +15,18 @@ impl Checker<'_> {
                 && self.res.check_errors == 0
                 && self.res.corruptions == 0
                 && self.res.leaks == 0);
-        let l1 = read_u64s(self.file, self.h.l1_table_offset, u64::from(self.h.l1_size))?;
+        let l1 = read_u64s(
+            &self.file,
+            self.h.l1_table_offset,
+            u64::from(self.h.l1_size),
+        )?;
         let word = if repair { "Repairing" } else { "ERROR" };
         for (i, &e) in l1.iter().enumerate() {
             let l2 = e & L1E_OFFSET_MASK;
             if l2 == 0 {
                 continue;
             }
-            let Ok(r) = self.stored.get(self.file, l2 / self.cs) else {
+            let Ok(r) = self.stored.get(&self.file, l2 / self.cs) else {
                 continue;
             };
             if (r == 1) != (e & OFLAG_COPIED != 0) {
@@ -42,7 +46,7 @@ impl Checker<'_> {
                     self.res.corruptions_fixed += 1;
                 }
             }
-            let mut table = read_u64s(self.file, l2, self.cs / 8)?;
+            let mut table = read_u64s(&self.file, l2, self.cs / 8)?;
             let step = if self.extl2 { 2 } else { 1 };
             let mut dirty = 0;
             for j in (0..table.len()).step_by(step) {
@@ -53,7 +57,10 @@ impl Checker<'_> {
                 let r = if self.data_file {
                     1
                 } else {
-                    match self.stored.get(self.file, (le & L2E_OFFSET_MASK) / self.cs) {
+                    match self
+                        .stored
+                        .get(&self.file, (le & L2E_OFFSET_MASK) / self.cs)
+                    {
                         Ok(v) => v,
                         Err(_) => continue,
                     }
@@ -86,6 +93,10 @@ impl Checker<'_> {
 
     fn write(&mut self, offset: u64, bytes: &[u8]) -> Result<(), Failed> {
         use std::os::unix::fs::FileExt;
+        if self.dead {
+            self.res.check_errors += 1;
+            return Err(Failed("Input/output error".to_string()));
+        }
         let Some(w) = self.writer else {
             return Err(Failed("Permission denied".to_string()));
         };
@@ -108,5 +119,18 @@ impl Checker<'_> {
             self.write(72, &v.to_be_bytes())?;
         }
         Ok(())
+    }
+
+    /// `qcow2_mark_corrupt`: the corrupt bit set (v3), writes stopped.
+    pub(super) fn mark_corrupt(&mut self) {
+        use std::os::unix::fs::FileExt;
+        if let Some(w) = self.writer
+            && self.h.version >= 3
+        {
+            let v = self.h.incompatible_features | INCOMPAT_CORRUPT;
+            let _ = w.write_all_at(&v.to_be_bytes(), 72);
+            let _ = w.sync_data();
+        }
+        self.dead = true;
     }
 }

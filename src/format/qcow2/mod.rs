@@ -2,6 +2,7 @@
 
 pub mod alloc;
 pub mod check;
+mod check_tables;
 mod copied;
 pub mod create;
 pub mod header;
@@ -9,6 +10,7 @@ pub mod inspect;
 pub mod layout;
 mod luks;
 pub mod map;
+mod rebuild;
 mod refs;
 
 pub use create::create;
