@@ -280,6 +280,16 @@ const CASES: &[Case] = &[
         }),
     },
     Case {
+        name: "preallocated zero cluster not aligned",
+        script: "qemu-img create -f qcow2 -o preallocation=metadata a.qcow2 4M
+                 qemu-io -c 'write -z 0 128k' -c 'write -P 7 1M 64k' a.qcow2",
+        image: "a.qcow2",
+        patch: Some(|p| {
+            let at = l2_entry_at(p, 1);
+            write_u64(p, at, read_u64(p, at) + 0x200);
+        }),
+    },
+    Case {
         name: "compressed cluster with OFLAG_COPIED",
         script: "qemu-img create -f qcow2 a.qcow2 4M
                  qemu-io -c 'write -c -P 3 0 128k' a.qcow2",
@@ -337,6 +347,32 @@ const CASES: &[Case] = &[
             let f = OpenOptions::new().write(true).open(p).unwrap();
             f.write_all_at(&100u32.to_le_bytes(), 0x200 + 4 * 3).unwrap();
             f.write_all_at(&1u32.to_le_bytes(), 0x200 + 4 * 4).unwrap();
+        }),
+    },
+    Case {
+        name: "vdi block used twice",
+        script: "qemu-img create -f vdi a.vdi 8M
+                 qemu-io -f vdi -c 'write 1M 64k' -c 'write 3M 64k' a.vdi",
+        image: "a.vdi",
+        patch: Some(|p| {
+            let f = OpenOptions::new().write(true).open(p).unwrap();
+            f.write_all_at(&0u32.to_le_bytes(), 0x200 + 4 * 3).unwrap();
+        }),
+    },
+    Case {
+        name: "vmdk grain past the end of the file",
+        script: "qemu-img create -f vmdk a.vmdk 8M
+                 qemu-io -f vmdk -c 'write 1M 64k' a.vmdk",
+        image: "a.vmdk",
+        patch: Some(|p| {
+            let f = OpenOptions::new().read(true).write(true).open(p).unwrap();
+            let mut b = [0u8; 8];
+            f.read_exact_at(&mut b, 56).unwrap();
+            let gd = u64::from_le_bytes(b) * 512;
+            let mut e = [0u8; 4];
+            f.read_exact_at(&mut e, gd).unwrap();
+            let gt = u64::from(u32::from_le_bytes(e)) * 512;
+            f.write_all_at(&100_000u32.to_le_bytes(), gt + 4 * 16).unwrap();
         }),
     },
 ];
@@ -437,7 +473,10 @@ fn repair_matches_qemu_img() {
 #[test]
 fn usage_errors_exit_1() {
     let dir = tempdir();
-    build(dir.path(), "qemu-img create -f qcow2 a.qcow2 1M");
+    build(
+        dir.path(),
+        "qemu-img create -f qcow2 a.qcow2 1M; qemu-img create -f vdi v.vdi 1M",
+    );
     for args in [
         &["check"][..],
         &["check", "a.qcow2", "b"],
@@ -446,6 +485,7 @@ fn usage_errors_exit_1() {
         &["check", "-f", "nosuch", "a.qcow2"],
         &["check", "missing.qcow2"],
         &["check", "-f", "raw", "a.qcow2"],
+        &["check", "-r", "leaks", "-f", "vdi", "v.vdi"],
     ] {
         let q = qemu_img(dir.path(), args);
         let d = diskforge(dir.path(), args);

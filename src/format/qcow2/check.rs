@@ -96,6 +96,8 @@ pub(super) struct Checker<'a> {
     pub(super) signaled: bool,
     /// The image was marked corrupt: no more writes (qemu drops the driver).
     pub(super) dead: bool,
+    /// The repairs `calculate` makes as it goes (qemu's `fix` argument).
+    pub(super) fix_now: Fix,
     /// The refcount table in use (offset, bytes).
     pub(super) old_reftable: (u64, u64),
 }
@@ -149,11 +151,14 @@ pub fn check(
         log,
         signaled: false,
         dead: false,
+        fix_now: Fix::default(),
         old_reftable: (h.refcount_table_offset, table_entries * 8),
         h,
     };
     c.res.total_clusters = (c.h.size / 512 * 512).div_ceil(cs);
+    c.fix_now = fix;
     let mut rebuild = c.calculate()?;
+    c.fix_now = Fix::default();
     let pre = c.res.clone();
     let mut highest = c.compare(Fix::default(), &mut rebuild);
     if rebuild && fix.errors {
@@ -416,10 +421,27 @@ impl Checker<'_> {
                                 "ERROR offset={off:x}: Data cluster is not properly aligned; L2 entry corrupted."
                             );
                         } else {
+                            let fixing = self.fix_now.errors;
                             let _ = writeln!(
                                 self.log,
-                                "ERROR offset={off:x}: Preallocated cluster is not properly aligned; L2 entry corrupted."
+                                "{} offset={off:x}: Preallocated cluster is not properly aligned; L2 entry corrupted.",
+                                if fixing { "Repairing" } else { "ERROR" }
                             );
+                            if fixing {
+                                // A plain zero cluster (all-unallocated with
+                                // extended L2 entries), written at once.
+                                let new = if self.extl2 { 0 } else { OFLAG_ZERO };
+                                let at = offset + i as u64 * if self.extl2 { 16 } else { 8 };
+                                if self.write_sync(at, &new.to_be_bytes()).is_ok() {
+                                    self.res.corruptions -= 1;
+                                    self.res.corruptions_fixed += 1;
+                                    continue;
+                                }
+                                let _ = writeln!(
+                                    self.log,
+                                    "ERROR: Failed to overwrite L2 table entry: Input/output error"
+                                );
+                            }
                         }
                     }
                     if active {

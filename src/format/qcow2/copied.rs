@@ -133,4 +133,14 @@ impl Checker<'_> {
         }
         self.dead = true;
     }
+
+    /// A small synced write of metadata in use (an L2 entry).
+    pub(super) fn write_sync(&mut self, offset: u64, bytes: &[u8]) -> Result<(), Failed> {
+        self.write(offset, bytes)?;
+        if let Some(w) = self.writer {
+            w.sync_data()
+                .map_err(|e| Failed(crate::error::describe_io(&e)))?;
+        }
+        Ok(())
+    }
 }
