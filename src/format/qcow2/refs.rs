@@ -132,6 +132,11 @@ impl Stored {
     }
 
     fn block(&mut self, file: &HostFile, block: u64) -> Result<&mut Vec<u8>, DiskError> {
+        // Most lookups hit the block used last (sequential walks).
+        if self.cache.last().is_some_and(|(o, _)| *o == block) {
+            let last = self.cache.len() - 1;
+            return Ok(&mut self.cache[last].1);
+        }
         if let Some(i) = self.cache.iter().position(|(o, _)| *o == block) {
             let e = self.cache.remove(i);
             self.cache.push(e);
