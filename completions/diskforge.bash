@@ -16,6 +16,9 @@ _diskforge() {
             ",$1")
                 cmd="diskforge"
                 ;;
+            diskforge,check)
+                cmd="diskforge__subcmd__check"
+                ;;
             diskforge,compare)
                 cmd="diskforge__subcmd__compare"
                 ;;
@@ -33,6 +36,9 @@ _diskforge() {
                 ;;
             diskforge,register)
                 cmd="diskforge__subcmd__register"
+                ;;
+            diskforge__subcmd__help,check)
+                cmd="diskforge__subcmd__help__subcmd__check"
                 ;;
             diskforge__subcmd__help,compare)
                 cmd="diskforge__subcmd__help__subcmd__compare"
@@ -59,12 +65,58 @@ _diskforge() {
 
     case "${cmd}" in
         diskforge)
-            opts="-h -V --help --version create info register map compare help"
+            opts="-h -V --help --version create info register map compare check help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        diskforge__subcmd__check)
+            opts="-f -r -q -U -T -h -V --format --output --repair --quiet --force-share --cache --image-opts --object --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --format)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -f)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --repair)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -r)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cache)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -T)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --object)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -165,8 +217,22 @@ _diskforge() {
             return 0
             ;;
         diskforge__subcmd__help)
-            opts="create info register map compare help"
+            opts="create info register map compare check help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        diskforge__subcmd__help__subcmd__check)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi

@@ -31,6 +31,7 @@ complete -c diskforge -n "__fish_diskforge_needs_command" -f -a "info" -d 'Displ
 complete -c diskforge -n "__fish_diskforge_needs_command" -f -a "register" -d 'Register an image with OpenStack Glance or Huawei Cloud IMS (and upload it)'
 complete -c diskforge -n "__fish_diskforge_needs_command" -f -a "map" -d 'Dump the metadata of an image (qemu-img map)'
 complete -c diskforge -n "__fish_diskforge_needs_command" -f -a "compare" -d 'Check whether two images have the same content (qemu-img compare)'
+complete -c diskforge -n "__fish_diskforge_needs_command" -f -a "check" -d 'Check an image for consistency (qemu-img check)'
 complete -c diskforge -n "__fish_diskforge_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c diskforge -n "__fish_diskforge_using_subcommand create" -s f -l format -d 'Image format: raw, qcow2, qcow, vmdk, vdi, vpc (or vhd)' -r
 complete -c diskforge -n "__fish_diskforge_using_subcommand create" -s o -l options -d 'Format options, comma-separated key=value (repeatable; `-o help` lists them)' -r
@@ -132,9 +133,20 @@ complete -c diskforge -n "__fish_diskforge_using_subcommand compare" -s U -l for
 complete -c diskforge -n "__fish_diskforge_using_subcommand compare" -l image-opts -d 'The file names are option strings (not supported by diskforge)'
 complete -c diskforge -n "__fish_diskforge_using_subcommand compare" -s h -l help -d 'Print help'
 complete -c diskforge -n "__fish_diskforge_using_subcommand compare" -s V -l version -d 'Print version'
-complete -c diskforge -n "__fish_diskforge_using_subcommand help; and not __fish_seen_subcommand_from create info register map compare help" -f -a "create" -d 'Create a new disk image (qemu-img create)'
-complete -c diskforge -n "__fish_diskforge_using_subcommand help; and not __fish_seen_subcommand_from create info register map compare help" -f -a "info" -d 'Display information about a disk image (qemu-img info)'
-complete -c diskforge -n "__fish_diskforge_using_subcommand help; and not __fish_seen_subcommand_from create info register map compare help" -f -a "register" -d 'Register an image with OpenStack Glance or Huawei Cloud IMS (and upload it)'
-complete -c diskforge -n "__fish_diskforge_using_subcommand help; and not __fish_seen_subcommand_from create info register map compare help" -f -a "map" -d 'Dump the metadata of an image (qemu-img map)'
-complete -c diskforge -n "__fish_diskforge_using_subcommand help; and not __fish_seen_subcommand_from create info register map compare help" -f -a "compare" -d 'Check whether two images have the same content (qemu-img compare)'
-complete -c diskforge -n "__fish_diskforge_using_subcommand help; and not __fish_seen_subcommand_from create info register map compare help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c diskforge -n "__fish_diskforge_using_subcommand check" -s f -l format -d 'Image format; detected when absent' -r
+complete -c diskforge -n "__fish_diskforge_using_subcommand check" -l output -d 'Output format: human or json' -r
+complete -c diskforge -n "__fish_diskforge_using_subcommand check" -s r -l repair -d 'Repair: leaks (leaked clusters only) or all' -r
+complete -c diskforge -n "__fish_diskforge_using_subcommand check" -s T -l cache -d 'Cache mode (accepted; diskforge reads through the page cache)' -r
+complete -c diskforge -n "__fish_diskforge_using_subcommand check" -l object -d 'QEMU object definition (accepted for compatibility; diskforge has no objects)' -r
+complete -c diskforge -n "__fish_diskforge_using_subcommand check" -s q -l quiet -d 'Quiet: print nothing on standard output'
+complete -c diskforge -n "__fish_diskforge_using_subcommand check" -s U -l force-share -d 'Open the image in shared mode (accepted; diskforge never locks)'
+complete -c diskforge -n "__fish_diskforge_using_subcommand check" -l image-opts -d 'The file name is an option string (not supported by diskforge)'
+complete -c diskforge -n "__fish_diskforge_using_subcommand check" -s h -l help -d 'Print help'
+complete -c diskforge -n "__fish_diskforge_using_subcommand check" -s V -l version -d 'Print version'
+complete -c diskforge -n "__fish_diskforge_using_subcommand help; and not __fish_seen_subcommand_from create info register map compare check help" -f -a "create" -d 'Create a new disk image (qemu-img create)'
+complete -c diskforge -n "__fish_diskforge_using_subcommand help; and not __fish_seen_subcommand_from create info register map compare check help" -f -a "info" -d 'Display information about a disk image (qemu-img info)'
+complete -c diskforge -n "__fish_diskforge_using_subcommand help; and not __fish_seen_subcommand_from create info register map compare check help" -f -a "register" -d 'Register an image with OpenStack Glance or Huawei Cloud IMS (and upload it)'
+complete -c diskforge -n "__fish_diskforge_using_subcommand help; and not __fish_seen_subcommand_from create info register map compare check help" -f -a "map" -d 'Dump the metadata of an image (qemu-img map)'
+complete -c diskforge -n "__fish_diskforge_using_subcommand help; and not __fish_seen_subcommand_from create info register map compare check help" -f -a "compare" -d 'Check whether two images have the same content (qemu-img compare)'
+complete -c diskforge -n "__fish_diskforge_using_subcommand help; and not __fish_seen_subcommand_from create info register map compare check help" -f -a "check" -d 'Check an image for consistency (qemu-img check)'
+complete -c diskforge -n "__fish_diskforge_using_subcommand help; and not __fish_seen_subcommand_from create info register map compare check help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

@@ -189,6 +189,14 @@ fn commands_on_an_image_a_qemu_io_holds_fail_as_qemu_imgs_do() {
         &["info", "--force-share", "--output=json", "disk.qcow2"],
         &["info", "-f", "raw", "disk.qcow2"],
         &["info", "--backing-chain", "disk.qcow2"],
+        &["check", "disk.qcow2"],
+        &["check", "-U", "disk.qcow2"],
+        &["check", "-r", "leaks", "disk.qcow2"],
+        &["check", "-U", "-r", "all", "disk.qcow2"],
+        &["map", "--output=json", "disk.qcow2"],
+        &["map", "-U", "disk.qcow2"],
+        &["compare", "disk.qcow2", "disk.qcow2"],
+        &["compare", "-U", "disk.qcow2", "disk.qcow2"],
     ];
     let d = tempdir();
     let img = d.path().join("disk.qcow2");

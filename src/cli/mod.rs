@@ -1,6 +1,7 @@
 //! The command line, defined once: the same definitions feed parsing,
 //! `--help` and the man page (`man/diskforge.1`).
 
+mod check;
 mod compare;
 mod create;
 mod info;
@@ -9,6 +10,7 @@ pub mod manual;
 mod map;
 pub mod register;
 
+pub use check::CheckArgs;
 pub use compare::CompareArgs;
 pub use create::CreateArgs;
 pub use info::InfoArgs;
@@ -58,6 +60,8 @@ pub enum Command {
     Map(MapArgs),
     /// Check whether two images have the same content (qemu-img compare)
     Compare(CompareArgs),
+    /// Check an image for consistency (qemu-img check)
+    Check(CheckArgs),
 }
 
 /// The clap command as `program` (basename of argv[0]) presents it: as
@@ -109,9 +113,12 @@ pub fn parse_outcome(err: &clap::Error, program: &str) -> ParseOutcome {
                     code: invocation::unimplemented_exit_code(&name),
                 };
             }
+            // qemu-img check exits 1 on a usage error: its 2 and 3 are
+            // verdicts that callers act on.
+            let is_check = std::env::args_os().nth(1).is_some_and(|a| a == "check");
             ParseOutcome::Error {
                 line: format!("{program}: {}", clap_error_line(err)),
-                code: 2,
+                code: if is_check { 1 } else { 2 },
             }
         }
     }

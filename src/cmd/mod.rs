@@ -1,5 +1,6 @@
 //! The subcommands built on the read path (one file per subcommand).
 
+pub mod check;
 pub mod compare;
 pub mod map;
 

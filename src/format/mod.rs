@@ -1,6 +1,7 @@
 //! The image formats: one module per format, and the format-neutral
 //! pieces that pick between them (names, option lists, detection).
 
+pub mod check;
 pub mod open;
 pub mod qcow;
 pub mod qcow2;

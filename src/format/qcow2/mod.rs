@@ -1,12 +1,17 @@
 //! qcow2: qemu's copy-on-write format (`docs/interop/qcow2.rst`).
 
 pub mod alloc;
+pub mod check;
+mod check_tables;
+mod copied;
 pub mod create;
 pub mod header;
 pub mod inspect;
 pub mod layout;
 mod luks;
 pub mod map;
+mod rebuild;
+mod refs;
 
 pub use create::create;
 

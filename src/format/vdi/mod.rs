@@ -7,6 +7,7 @@
 //! after the map; `static=on` maps block i to data block i and extends the
 //! file (sparse) to hold all of them.
 
+pub mod check;
 pub mod header;
 pub mod map;
 

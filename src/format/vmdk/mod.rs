@@ -3,6 +3,7 @@
 //! [`header`] holds the on-disk sparse extent header, [`descriptor`] the
 //! text descriptor (both written by [`create`] and read by [`inspect`]).
 
+pub mod check;
 pub mod create;
 pub mod descriptor;
 pub mod header;
