@@ -10,7 +10,7 @@ mod common;
 use common::*;
 use diskforge::Error;
 use diskforge::format::{self, Format};
-use diskforge::info::ImageInfo;
+use diskforge::qapi::ImageInfo;
 use std::ops::Range;
 use std::os::unix::fs::FileExt;
 use std::path::Path;

@@ -1,6 +1,8 @@
 //! The subcommands built on the read path (one file per subcommand).
 
 pub mod compare;
+pub mod create;
+pub mod info;
 pub mod map;
 
 use crate::error::{Error, Result};

@@ -13,8 +13,8 @@ use super::header::{
     SparseExtentHeader, VMDK3_MAGIC,
 };
 use crate::error::{Error, Result};
-use crate::info::{ChildInfo, FormatSpecific, ImageInfo, VmdkSpecific};
 use crate::name::{escape, escape_path, from_bytes, of_path, path_of};
+use crate::qapi::{ChildInfo, FormatSpecific, ImageInfo, VmdkSpecific};
 use std::fs::File;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::Path;

@@ -1,13 +1,13 @@
 //! The format-neutral half of `info`: open checks, detection, the `file`
 //! child nodes, allocation, backing file names and the backing chain.
 
-use super::bytes::path_of;
 use super::probe::{self, Detected};
-use super::{ChildInfo, FormatSpecific, ImageInfo};
 use crate::error::{Error, Result, describe_io};
 use crate::format::raw::inspect::{file_length, round_to_sector};
 use crate::format::{self, Format};
 use crate::name::escape;
+use crate::qapi::bytes::path_of;
+use crate::qapi::{ChildInfo, FormatSpecific, ImageInfo};
 use std::collections::HashSet;
 use std::fs::File;
 use std::io::Read;
