@@ -334,12 +334,5 @@ fn set_file_attributes(file: &File, nocow: bool, extent_size_hint: u64) {
 /// Resolves a backing file name relative to the new image's directory,
 /// as qemu does (both names carry their bytes as [`crate::name`] says).
 pub fn resolve_backing_path(image: &str, backing: &str) -> PathBuf {
-    let b = crate::name::path_of(backing);
-    if b.is_absolute() {
-        return b;
-    }
-    match crate::name::path_of(image).parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir.join(b),
-        _ => b.to_path_buf(),
-    }
+    crate::name::path_of(&crate::image::chain::full_backing_filename(image, backing))
 }

@@ -25,7 +25,7 @@ pub fn open(filename: &str, format: Option<Format>, share: bool) -> Result<Layer
         full_name: info
             .full_backing_filename
             .clone()
-            .unwrap_or_else(|| crate::format::collect::full_backing_filename(filename, b)),
+            .unwrap_or_else(|| crate::image::chain::full_backing_filename(filename, b)),
         format: info.backing_filename_format.clone(),
     });
     let fail = |e: Error| match e {

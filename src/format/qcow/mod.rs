@@ -210,12 +210,7 @@ pub fn inspect(path: &Path) -> Result<ImageInfo> {
         .backing_file
         .as_deref()
         .filter(|b| !b.is_empty())
-        .map(|b| {
-            crate::name::of_path(&crate::format::create_ctx::resolve_backing_path(
-                &image_name,
-                b,
-            ))
-        });
+        .map(|b| crate::image::chain::full_backing_filename(&image_name, b));
     Ok(ImageInfo {
         filename: image_name,
         format: "qcow".to_string(),
