@@ -9,11 +9,9 @@
 pub mod cleanup;
 pub mod cli;
 pub mod cmd;
-pub mod create;
 pub mod error;
 pub mod format;
 pub mod image;
-pub mod info;
 pub mod lock;
 pub mod name;
 pub mod options;
@@ -29,8 +27,8 @@ pub use error::{Error, Result};
 /// Runs one parsed command line.
 pub fn run(cli: cli::Cli) -> Result<()> {
     match cli.command {
-        cli::Command::Create(args) => create::run(&args),
-        cli::Command::Info(args) => info::run(&args),
+        cli::Command::Create(args) => cmd::create::run(&args),
+        cli::Command::Info(args) => cmd::info::run(&args),
         cli::Command::Register(args) => registry::run(&args),
         cli::Command::Map(args) => cmd::map::run(&args),
         cli::Command::Compare(args) => cmd::compare::run(&args),

@@ -9,6 +9,20 @@
 
 use std::io::Write;
 
+/// The program name as invoked (basename of argv[0]), used as the prefix
+/// of every error line: `diskforge`, or `qemu-img` through a symlink.
+pub fn program_name() -> String {
+    std::env::args_os()
+        .next()
+        .and_then(|a| {
+            std::path::Path::new(&a)
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+        })
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| "diskforge".to_string())
+}
+
 /// Writes `args` to standard output, ignoring a closed pipe or any other
 /// write error.
 pub fn out(args: std::fmt::Arguments<'_>) {

@@ -2,25 +2,24 @@
 //! (vmdk CID, vdi UUIDs, vpc timestamp and UUID) derived instead from the
 //! creation arguments, so that the same arguments give the same bytes.
 
-use crate::create::CreateContext;
 use sha2::{Digest, Sha256};
 
-/// 32 bytes derived from the creation arguments (virtual size and every
-/// option, as in the `Formatting` line) and `purpose` (a label naming the
+/// 32 bytes derived from the creation arguments (virtual `size` and
+/// `formatting`, every option as in the `Formatting` line) and `purpose` (a label naming the
 /// field, e.g. `"vmdk-cid"`), so that different fields differ.
-pub fn derived_bytes(ctx: &CreateContext, purpose: &str) -> [u8; 32] {
+pub fn derived_bytes(size: u64, formatting: &str, purpose: &str) -> [u8; 32] {
     let mut h = Sha256::new();
     h.update(b"diskforge-reproducible\0");
     h.update(purpose.as_bytes());
     h.update(b"\0");
-    h.update(ctx.size.to_be_bytes());
-    h.update(ctx.options.formatting_text().as_bytes());
+    h.update(size.to_be_bytes());
+    h.update(formatting.as_bytes());
     h.finalize().into()
 }
 
 /// A 16-byte UUID (version 4 layout bits set) derived as [`derived_bytes`].
-pub fn derived_uuid(ctx: &CreateContext, purpose: &str) -> [u8; 16] {
-    let b = derived_bytes(ctx, purpose);
+pub fn derived_uuid(size: u64, formatting: &str, purpose: &str) -> [u8; 16] {
+    let b = derived_bytes(size, formatting, purpose);
     let mut u = [0u8; 16];
     u.copy_from_slice(&b[..16]);
     u[6] = (u[6] & 0x0f) | 0x40;

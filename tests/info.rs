@@ -9,7 +9,7 @@
 mod common;
 
 use common::{diskforge, qemu_img, qemu_io, tempdir};
-use diskforge::info::{
+use diskforge::qapi::{
     ChildInfo, FormatSpecific, ImageInfo, SnapshotInfo, VmdkSpecific, write_human, write_json,
 };
 use serde_json::Value;

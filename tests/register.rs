@@ -1634,6 +1634,16 @@ fn disk_format_is_guarded() {
     mk("qed", "e.qed", &[]);
     mk("vhdx", "x.vhdx", &[]);
     std::fs::write(d.path().join("plain.raw"), vec![7u8; 1 << 20]).unwrap();
+    // Only qemu's vhdx magic, no valid header: qemu-img probes it as vhdx
+    // (and refuses it), so register must not call it raw.
+    let mut magic = b"vhdxfile".to_vec();
+    magic.resize(1 << 16, 0);
+    std::fs::write(d.path().join("magic.bin"), magic).unwrap();
+    let q = qemu_img(d.path(), &["info", "magic.bin"]);
+    assert!(
+        q.code == 1 && q.stderr.contains("No valid VHDX header found"),
+        "qemu-img should probe magic.bin as vhdx: {q:#?}"
+    );
     // (file, --disk-format, forced, Ok(format sent) or Err(parts of the error))
     type Case = (
         &'static str,
@@ -1681,6 +1691,8 @@ fn disk_format_is_guarded() {
         ("e.qed", Some("raw"), false, refused("is a qed image")),
         ("x.vhdx", None, false, Ok("vhdx")),
         ("x.vhdx", Some("raw"), false, refused("is a vhdx image")),
+        ("magic.bin", None, false, Ok("vhdx")),
+        ("magic.bin", Some("raw"), false, refused("is a vhdx image")),
         (
             "old.qcow",
             Some("qcow2"),

@@ -10,7 +10,7 @@ mod common;
 use common::*;
 use diskforge::Error;
 use diskforge::format::{self, Format};
-use diskforge::info::ImageInfo;
+use diskforge::qapi::ImageInfo;
 use std::ops::Range;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
@@ -533,6 +533,45 @@ fn qcow_matches_qemu_img_with_and_without_backing_file() {
             assert_info_equal(d, "q.qcow", "d.qcow", &[], &what);
             assert_reader_matches(d, "d.qcow", Format::Qcow, &[], &what);
         }
+    }
+}
+
+/// A backing name with a protocol prefix is shown as it is, with no
+/// `(actual path: ...)` line, as qemu-img shows it (qemu's
+/// `path_has_protocol`), whatever directory the image is in.
+#[test]
+fn protocol_backing_names_have_no_actual_path() {
+    let dir = tempdir();
+    let d = dir.path();
+    std::fs::create_dir(d.join("sub")).unwrap();
+    // (format, image, backing name)
+    let cases = [
+        ("qcow", "sub/nbd.qcow", "nbd:localhost:10809"),
+        ("qcow2", "sub/nbd.qcow2", "nbd:localhost:10809"),
+        ("qcow", "sub/plain.qcow", "base.raw"),
+        ("qcow", "sub/colon.qcow", "dir/x:y.raw"),
+    ];
+    for (fmt, image, backing) in cases {
+        qemu_img(
+            d,
+            &[
+                "create", "-q", "-f", fmt, "-u", "-b", backing, "-F", "raw", image, "1M",
+            ],
+        )
+        .ok();
+        for output in ["human", "json"] {
+            let what = format!("{fmt} {image} -b {backing} --output={output}");
+            let args = ["info", "-U", "--output", output, image];
+            let q = qemu_img(d, &args).ok();
+            let df = diskforge(d, &args).ok();
+            assert_eq!(df.stdout, q.stdout, "{what}");
+        }
+        let human = diskforge(d, &["info", image]).ok().stdout;
+        assert_eq!(
+            human.contains("actual path"),
+            !backing.starts_with("nbd:"),
+            "{fmt} {image}: {human}"
+        );
     }
 }
 

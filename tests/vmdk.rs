@@ -7,7 +7,7 @@ mod common;
 
 use common::*;
 use diskforge::format::vmdk;
-use diskforge::info::{FormatSpecific, ImageInfo};
+use diskforge::qapi::{FormatSpecific, ImageInfo};
 use serde_json::Value;
 use std::fs;
 use std::os::unix::fs::FileExt;

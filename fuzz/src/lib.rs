@@ -5,7 +5,8 @@
 //! allocation is a finding.
 
 use diskforge::format::Format;
-use diskforge::info;
+use diskforge::format;
+use diskforge::qapi;
 use std::path::PathBuf;
 
 /// A per-process scratch file, in memory when /dev/shm exists.
@@ -28,17 +29,17 @@ pub fn inspect_as(format: Option<Format>, data: &[u8]) {
     let Some(name) = path.to_str() else {
         return;
     };
-    if let Ok(i) = info::collect(name, format) {
+    if let Ok(i) = format::collect::collect(name, format) {
         let mut sink = Vec::new();
-        let _ = info::write_json(&mut sink, &i);
+        let _ = qapi::write_json(&mut sink, &i);
         sink.clear();
-        let _ = info::write_human(&mut sink, &i);
+        let _ = qapi::write_human(&mut sink, &i);
     }
 }
 
 /// Detection alone, on bytes.
 pub fn probe(data: &[u8]) {
-    let _ = info::probe::detect(data);
+    let _ = format::probe::detect(data);
     let _ = diskforge::format::probe_bytes(data);
 }
 
@@ -52,11 +53,11 @@ pub fn qcow2_bytes(data: &[u8]) {
         // exercise it, 65536 only slow the fuzzer down.
         i.snapshots.truncate(256);
         if let Some(b) = &i.backing_filename {
-            i.full_backing_filename = Some(info::full_backing_filename(&i.filename, b));
+            i.full_backing_filename = Some(format::collect::full_backing_filename(&i.filename, b));
         }
         let mut sink = Vec::new();
-        let _ = info::write_json(&mut sink, &i);
+        let _ = qapi::write_json(&mut sink, &i);
         sink.clear();
-        let _ = info::write_human(&mut sink, &i);
+        let _ = qapi::write_human(&mut sink, &i);
     }
 }

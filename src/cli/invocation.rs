@@ -16,19 +16,7 @@ pub const QEMU_IMG_SUBCOMMANDS: &[&str] = &[
     "map", "measure", "rebase", "resize", "snapshot",
 ];
 
-/// The program name as invoked (basename of argv[0]), used as the prefix
-/// of every error line: `diskforge`, or `qemu-img` through a symlink.
-pub fn program_name() -> String {
-    std::env::args_os()
-        .next()
-        .and_then(|a| {
-            std::path::Path::new(&a)
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-        })
-        .filter(|n| !n.is_empty())
-        .unwrap_or_else(|| "diskforge".to_string())
-}
+pub use crate::output::program_name;
 
 /// Whether the program runs as `qemu-img` (installed under that name), so
 /// that it introduces itself as qemu-img does.

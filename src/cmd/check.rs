@@ -54,7 +54,7 @@ pub fn run_status(args: &CheckArgs) -> (i32, String) {
     if let Err(e) = super::refuse_image_opts(args.image_opts) {
         return fail(e);
     }
-    let filename = crate::info::bytes::string_from_os(&args.filenames[0]);
+    let filename = crate::qapi::bytes::string_from_os(&args.filenames[0]);
     let format = match super::format_arg(args.format.as_deref(), &filename) {
         Ok(f) => f,
         Err(e) => return fail(e),

@@ -105,8 +105,8 @@ pub fn run(args: &CompareArgs) -> Result<()> {
 pub fn run_status(args: &CompareArgs) -> Result<(), Exit> {
     let as_exit = Exit::from;
     super::refuse_image_opts(args.image_opts).map_err(as_exit)?;
-    let name1 = crate::info::bytes::string_from_os(&args.filename1);
-    let name2 = crate::info::bytes::string_from_os(&args.filename2);
+    let name1 = crate::qapi::bytes::string_from_os(&args.filename1);
+    let name2 = crate::qapi::bytes::string_from_os(&args.filename2);
     let fmt1 = super::format_arg(args.format1.as_deref(), &name1).map_err(as_exit)?;
     let chain1 =
         crate::format::open::open_chain(&name1, fmt1, args.force_share).map_err(as_exit)?;

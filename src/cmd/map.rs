@@ -11,7 +11,7 @@ const PROBE: u64 = 1 << 30;
 /// Runs `diskforge map`.
 pub fn run(args: &MapArgs) -> Result<()> {
     super::refuse_image_opts(args.image_opts)?;
-    let filename = crate::info::bytes::string_from_os(&args.filename);
+    let filename = crate::qapi::bytes::string_from_os(&args.filename);
     let start = match &args.start_offset {
         Some(t) => super::number_arg("start offset", t)?,
         None => 0,

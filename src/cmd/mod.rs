@@ -2,6 +2,8 @@
 
 pub mod check;
 pub mod compare;
+pub mod create;
+pub mod info;
 pub mod map;
 
 use crate::error::{Error, Result};

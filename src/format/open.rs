@@ -18,14 +18,14 @@ pub use crate::image::gate::{Named, gate};
 /// refused as qemu-img refuses it (see [`crate::lock`]).
 pub fn open(filename: &str, format: Option<Format>, share: bool) -> Result<Layer> {
     // The info reader makes qemu's open-time checks, with its messages.
-    let info = crate::info::collect(filename, format, share)?;
+    let info = crate::format::collect::collect(filename, format, share)?;
     let fmt = Format::from_name(&info.format).unwrap_or(Format::Raw);
     let backing = info.backing_filename.as_ref().map(|b| Backing {
         name: b.clone(),
         full_name: info
             .full_backing_filename
             .clone()
-            .unwrap_or_else(|| crate::info::full_backing_filename(filename, b)),
+            .unwrap_or_else(|| crate::image::chain::full_backing_filename(filename, b)),
         format: info.backing_filename_format.clone(),
     });
     let fail = |e: Error| match e {

@@ -210,6 +210,26 @@ impl Chain {
     }
 }
 
+/// The backing file name resolved as qemu does: relative to the directory
+/// part of the image's name (kept as given, not canonicalised); an
+/// absolute name or one with a protocol prefix (`nbd:...`) as it is.
+/// The one backing-name resolver (info, create, the read path).
+pub fn full_backing_filename(image: &str, backing: &str) -> String {
+    if backing.starts_with('/') || has_protocol(backing) {
+        return backing.to_string();
+    }
+    match image.rfind('/') {
+        Some(i) => format!("{}{}", &image[..=i], backing),
+        None => backing.to_string(),
+    }
+}
+
+/// qemu's `path_has_protocol`: a colon before any slash.
+fn has_protocol(name: &str) -> bool {
+    name.find([':', '/'])
+        .is_some_and(|i| name[i..].starts_with(':'))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -291,5 +311,25 @@ mod tests {
                 "offset {offset}"
             );
         }
+    }
+
+    #[test]
+    fn backing_names_resolve_like_qemu() {
+        assert_eq!(full_backing_filename("a.qcow2", "b.raw"), "b.raw");
+        assert_eq!(
+            full_backing_filename("sub/top.qcow2", "../mid.qcow2"),
+            "sub/../mid.qcow2"
+        );
+        assert_eq!(
+            full_backing_filename("sub/../mid.qcow2", "base.raw"),
+            "sub/../base.raw"
+        );
+        assert_eq!(full_backing_filename("sub/a", "/abs/b"), "/abs/b");
+        // A protocol name is taken as it is, as qemu's path_has_protocol.
+        assert_eq!(
+            full_backing_filename("sub/a", "nbd:localhost:10809"),
+            "nbd:localhost:10809"
+        );
+        assert_eq!(full_backing_filename("sub/a", "x/y:z"), "sub/x/y:z");
     }
 }

@@ -7,6 +7,7 @@ pub mod chain;
 pub mod codec;
 pub mod file;
 pub mod gate;
+pub mod target;
 
 pub use chain::{Chain, Layer, Status};
 pub use file::HostFile;

@@ -1,6 +1,6 @@
 //! `ImageCheck` (qemu's QAPI type) and qemu-img check's two printers.
 
-use crate::info::qobject::{Value, write_json};
+use crate::qapi::qobject::{Value, write_json};
 use std::io::{self, Write};
 
 /// The result of a consistency check, as qemu's `BdrvCheckResult`

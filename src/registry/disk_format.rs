@@ -9,7 +9,7 @@
 use crate::cli::register::Api;
 use crate::error::{Error, Result};
 use crate::format::Format;
-use crate::info::probe::{Detected, PROBE_BYTES, detect};
+use crate::format::probe::{Detected, PROBE_BYTES, detect};
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 

@@ -22,7 +22,7 @@ pub struct QcowDriver {
 
 /// Opens the qcow image `filename` (checked as qemu checks it).
 pub fn open(filename: &str, backing: Option<Backing>) -> Result<Layer> {
-    let image = super::read_image(&crate::info::bytes::path_of(filename))?;
+    let image = super::read_image(&crate::qapi::bytes::path_of(filename))?;
     let header = image.header;
     if header.crypt_method != 0 {
         return Err(Error::Failed(

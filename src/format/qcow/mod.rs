@@ -8,11 +8,11 @@
 pub mod header;
 pub mod map;
 
-use crate::create::{CreateContext, Prealloc};
 use crate::error::{Error, Result};
+use crate::format::create_ctx::{CreateContext, Prealloc};
 use crate::format::raw::{SECTOR_SIZE, round_to_sector, write_zeros};
-use crate::info::ImageInfo;
 use crate::options::{OptDesc, OptType, SIZE_OPTION};
+use crate::qapi::ImageInfo;
 use header::{
     CLUSTER_BITS, CLUSTER_BITS_RANGE, CLUSTER_BITS_WITH_BACKING, CRYPT_AES, CRYPT_NONE,
     HEADER_BYTES, L1_ALIGNMENT, L2_BITS, L2_BITS_RANGE, L2_BITS_WITH_BACKING,
@@ -128,7 +128,7 @@ pub struct QcowImage {
 /// checks and messages. Every header field is untrusted; the L1 table
 /// (which qemu loads) is not needed and not read.
 pub fn read_image(path: &Path) -> Result<QcowImage> {
-    let (file, len, buf) = super::read_fixed_header::<HEADER_BYTES>(path, "qcow")?;
+    let (file, len, buf) = crate::image::file::read_fixed_header::<HEADER_BYTES>(path, "qcow")?;
     let h = QcowHeader::parse(&buf);
     if h.magic != QCOW_MAGIC {
         return Err(Error::failed_at(path, "Image not in qcow format"));
@@ -210,7 +210,7 @@ pub fn inspect(path: &Path) -> Result<ImageInfo> {
         .backing_file
         .as_deref()
         .filter(|b| !b.is_empty())
-        .map(|b| crate::name::of_path(&crate::create::resolve_backing_path(&image_name, b)));
+        .map(|b| crate::image::chain::full_backing_filename(&image_name, b));
     Ok(ImageInfo {
         filename: image_name,
         format: "qcow".to_string(),

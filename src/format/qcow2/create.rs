@@ -16,8 +16,9 @@ use super::header::{
     EXT_BACKING_FORMAT, EXT_DATA_FILE, Extension, Header, INCOMPAT_COMPRESSION, INCOMPAT_DATA_FILE,
     INCOMPAT_EXTL2, V3_HEADER_LENGTH,
 };
-use crate::create::{CreateContext, Prealloc, TargetFile};
 use crate::error::{Error, Result};
+use crate::format::create_ctx::{CreateContext, Prealloc};
+use crate::image::target::TargetFile;
 use crate::progress::Progress;
 use std::fs::File;
 use std::os::unix::fs::FileExt;

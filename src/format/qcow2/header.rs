@@ -317,6 +317,17 @@ impl Extension {
     }
 }
 
+/// A failure reading the image (exit 1), with qemu's wording.
+pub(super) fn fail(msg: impl Into<String>) -> crate::error::Error {
+    crate::error::Error::Failed(msg.into())
+}
+
+/// A NUL-terminated (or full-length) string from a fixed field.
+pub(super) fn c_string(b: &[u8]) -> String {
+    let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
+    crate::qapi::bytes::string_from_bytes(&b[..end])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -13,14 +13,15 @@ use super::header::{
     AUTOCLEAR_BITMAPS, AUTOCLEAR_DATA_FILE_RAW, COMPAT_LAZY_REFCOUNTS, COMPRESSION_ZLIB,
     COMPRESSION_ZSTD, EXT_BACKING_FORMAT, EXT_BITMAPS, EXT_CRYPTO, EXT_DATA_FILE, EXT_END,
     EXT_FEATURE_TABLE, FEATURE_NAME_ENTRY_SIZE, Header, INCOMPAT_COMPRESSION, INCOMPAT_CORRUPT,
-    INCOMPAT_DATA_FILE, INCOMPAT_DIRTY, INCOMPAT_EXTL2, QCOW2_MAGIC, V2_HEADER_LENGTH,
+    INCOMPAT_DATA_FILE, INCOMPAT_DIRTY, INCOMPAT_EXTL2, QCOW2_MAGIC, V2_HEADER_LENGTH, c_string,
+    fail,
 };
 use crate::error::{Error, Result};
 use crate::format::raw::inspect::ImageFile;
-use crate::info::{
+use crate::name::escape;
+use crate::qapi::{
     FormatSpecific, ImageInfo, Qcow2BitmapInfo, Qcow2Encryption, Qcow2Specific, SnapshotInfo,
 };
-use crate::name::escape;
 use byteorder::{BigEndian, ByteOrder};
 use std::path::Path;
 
@@ -79,10 +80,6 @@ const CRYPT_LUKS: u32 = 2;
 const KNOWN_INCOMPAT: u64 =
     INCOMPAT_DIRTY | INCOMPAT_CORRUPT | INCOMPAT_DATA_FILE | INCOMPAT_COMPRESSION | INCOMPAT_EXTL2;
 
-pub(super) fn fail(msg: impl Into<String>) -> Error {
-    Error::Failed(msg.into())
-}
-
 /// What the header extensions say.
 #[derive(Default)]
 struct Extensions {
@@ -92,7 +89,7 @@ struct Extensions {
     feature_table: Vec<(u8, u8, String)>,
     /// The LUKS header the crypto extension points at (read and checked
     /// while the extensions are read, as qemu opens it there).
-    luks: Option<crate::info::LuksInfo>,
+    luks: Option<crate::qapi::LuksInfo>,
     bitmaps: Option<BitmapsExt>,
 }
 
@@ -366,12 +363,6 @@ fn read_extensions(
         offset += u64::from(len).div_ceil(8) * 8;
     }
     Ok(())
-}
-
-/// A NUL-terminated (or full-length) string from a fixed field.
-pub(super) fn c_string(b: &[u8]) -> String {
-    let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
-    crate::info::bytes::string_from_bytes(&b[..end])
 }
 
 /// qemu's message for unknown incompatible feature bits `mask`: the

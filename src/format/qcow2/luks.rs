@@ -2,11 +2,11 @@
 //! read and checked as qemu checks it before `info` shows it. Every field
 //! is untrusted.
 
-use super::inspect::{c_string, fail};
+use super::header::{c_string, fail};
 use crate::error::Result;
 use crate::format::raw::inspect::ImageFile;
-use crate::info::{LuksInfo, LuksSlot};
 use crate::name::escape;
+use crate::qapi::{LuksInfo, LuksSlot};
 use byteorder::{BigEndian, ByteOrder};
 
 /// LUKS1 header magic.

@@ -12,7 +12,7 @@ use super::header::{
 };
 use crate::error::{Error, Result};
 use crate::image::{Backing, BlockDriver, Extent, ExtentKind, HostFile, HostRef, Layer, codec};
-use crate::info::{FormatSpecific, ImageInfo};
+use crate::qapi::{FormatSpecific, ImageInfo};
 use std::os::unix::fs::MetadataExt;
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -218,7 +218,7 @@ impl Qcow2Driver {
     fn detect_prealloc(&self) -> Result<bool> {
         let f = &self.files[0];
         let cs = self.cluster_size();
-        let allocated = std::fs::metadata(crate::info::bytes::path_of(f.name()))
+        let allocated = std::fs::metadata(crate::qapi::bytes::path_of(f.name()))
             .map(|m| m.blocks() * 512)
             .unwrap_or(0);
         let real = allocated / cs;

@@ -8,7 +8,7 @@
 //! bounded read, never an allocation of the field's size.
 
 use crate::error::{Error, Result, describe_io};
-use crate::info::ImageInfo;
+use crate::qapi::ImageInfo;
 use std::fs::{File, Metadata};
 use std::io::{Seek, SeekFrom};
 use std::os::unix::fs::FileExt;

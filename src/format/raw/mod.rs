@@ -5,8 +5,9 @@ pub mod map;
 
 pub use inspect::inspect;
 
-use crate::create::{CreateContext, Prealloc, TargetFile};
 use crate::error::{Error, Result};
+use crate::format::create_ctx::{CreateContext, Prealloc};
+use crate::image::target::TargetFile;
 use crate::options::{OptDesc, SIZE_OPTION};
 use crate::progress::Progress;
 use std::fs::File;

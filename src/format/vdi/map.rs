@@ -19,7 +19,7 @@ pub struct VdiDriver {
 
 /// Opens the vdi image `filename` (checked as qemu checks it).
 pub fn open(filename: &str) -> Result<Layer> {
-    let header = super::read_header(&crate::info::bytes::path_of(filename))?;
+    let header = super::read_header(&crate::qapi::bytes::path_of(filename))?;
     let file = HostFile::open(filename)?;
     let bmap = PagedTable::new(
         u64::from(header.offset_bmap),

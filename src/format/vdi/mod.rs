@@ -11,11 +11,11 @@ pub mod check;
 pub mod header;
 pub mod map;
 
-use crate::create::{CreateContext, Prealloc};
 use crate::error::{Error, Result};
+use crate::format::create_ctx::{CreateContext, Prealloc};
 use crate::format::raw::round_to_sector;
-use crate::info::ImageInfo;
 use crate::options::{OptDesc, OptType, SIZE_OPTION};
+use crate::qapi::ImageInfo;
 use header::{
     HEADER_BYTES, VDI_BLOCK_SIZE, VDI_BLOCKS_IN_IMAGE_MAX, VDI_BMAP_OFFSET, VDI_DISK_SIZE_MAX,
     VDI_SECTOR_SIZE, VDI_UNALLOCATED, VDI_VERSION_1_1, VdiHeader, guid_from_rfc4122,
@@ -107,7 +107,7 @@ pub fn create(ctx: &CreateContext) -> Result<()> {
 /// the creation arguments. Shared by vdi and vpc.
 pub(crate) fn creation_uuid(ctx: &CreateContext, purpose: &str) -> [u8; 16] {
     if ctx.reproducible {
-        crate::reproducible::derived_uuid(ctx, purpose)
+        crate::reproducible::derived_uuid(ctx.size, &ctx.options.formatting_text(), purpose)
     } else {
         random_uuid_v4()
     }
@@ -164,7 +164,7 @@ fn fill_random(buf: &mut [u8]) {
 /// untrusted; nothing is allocated or looped over by a header field (the
 /// block map, which qemu loads whole, is not needed here).
 pub fn read_header(path: &Path) -> Result<VdiHeader> {
-    let (_file, _len, buf) = super::read_fixed_header::<HEADER_BYTES>(path, "VDI")?;
+    let (_file, _len, buf) = crate::image::file::read_fixed_header::<HEADER_BYTES>(path, "VDI")?;
     let mut h = VdiHeader::parse(&buf);
     if h.disk_size > VDI_DISK_SIZE_MAX {
         return Err(Error::failed_at(

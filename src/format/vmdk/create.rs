@@ -19,8 +19,9 @@ use super::descriptor::{
     DEFAULT_HW_VERSION, DEFAULT_TOOLS_VERSION, Descriptor, ExtentKind, ExtentLine, NO_PARENT_CID,
 };
 use super::header::{DESCRIPTOR_SECTORS, SECTOR_SIZE, SparseLayout};
-use crate::create::{CreateContext, TargetFile, resolve_backing_path};
 use crate::error::{Error, Result};
+use crate::format::create_ctx::{CreateContext, resolve_backing_path};
+use crate::image::target::TargetFile;
 use crate::name::{escape, escape_path};
 use std::fs::File;
 use std::os::unix::fs::FileExt;
@@ -226,7 +227,11 @@ fn extent_name(prefix: &str, postfix: &str, subformat: Subformat, idx: usize) ->
 /// `--reproducible`, random otherwise (as qemu's `g_random_int`).
 fn new_cid(ctx: &CreateContext) -> u32 {
     if ctx.reproducible {
-        let b = crate::reproducible::derived_bytes(ctx, "vmdk-cid");
+        let b = crate::reproducible::derived_bytes(
+            ctx.size,
+            &ctx.options.formatting_text(),
+            "vmdk-cid",
+        );
         let cid = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
         // ffffffff means "no parent" in parentCID; never hand it out.
         if cid == NO_PARENT_CID { cid - 1 } else { cid }
@@ -396,7 +401,7 @@ impl Writer<'_, '_> {
     /// reads its descriptor).
     fn parent_cid(&self, backing: &str) -> Result<u32> {
         let path = resolve_backing_path(self.ctx.filename, backing);
-        let format = crate::format::probe(&path).map_err(|e| {
+        let format = crate::format::probe::probe(&path).map_err(|e| {
             self.ctx.failed(format!(
                 "Could not open '{}': {}",
                 escape_path(&path),
@@ -406,7 +411,7 @@ impl Writer<'_, '_> {
                 }
             ))
         })?;
-        if format != crate::format::Format::Vmdk {
+        if format != crate::format::kind::Format::Vmdk {
             return Err(self.ctx.failed(format!(
                 "Invalid backing file format: {}. Must be vmdk",
                 format.name()

@@ -13,8 +13,8 @@ use super::header::{
     SparseExtentHeader, VMDK3_MAGIC,
 };
 use crate::error::{Error, Result};
-use crate::info::{ChildInfo, FormatSpecific, ImageInfo, VmdkSpecific};
 use crate::name::{escape, escape_path, from_bytes, of_path, path_of};
+use crate::qapi::{ChildInfo, FormatSpecific, ImageInfo, VmdkSpecific};
 use std::fs::File;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::Path;
@@ -487,16 +487,6 @@ fn open_descriptor(path: &Path, name: &str, text: &[u8]) -> Result<(String, Vec<
     Ok((ct, extents))
 }
 
-/// The full backing file name: `hint` resolved against the image's
-/// directory, as qemu shows it.
-fn full_backing(image: &str, hint: &str) -> String {
-    if hint.starts_with('/') {
-        hint.to_string()
-    } else {
-        format!("{}{hint}", dir_of(image))
-    }
-}
-
 /// `qemu-img info`'s view of the vmdk image at `path`: format-level
 /// fields, the vmdk specific data and one child per extent file.
 pub fn inspect(path: &Path) -> Result<ImageInfo> {
@@ -548,7 +538,7 @@ pub fn inspect(path: &Path) -> Result<ImageInfo> {
         full_backing_filename: img
             .parent_file_name_hint
             .as_deref()
-            .map(|h| full_backing(&name, h)),
+            .map(|h| crate::image::chain::full_backing_filename(&name, h)),
         backing_filename_format: img
             .parent_file_name_hint
             .as_ref()

@@ -103,7 +103,7 @@ fn open_sparse(file: &HostFile) -> Result<SparseTables> {
 
 /// Opens the vmdk image `filename` (checked by the vmdk reader).
 pub fn open(filename: &str, backing: Option<Backing>) -> Result<Layer> {
-    let image = super::inspect::inspect_image(&crate::info::bytes::path_of(filename))?;
+    let image = super::inspect::inspect_image(&crate::qapi::bytes::path_of(filename))?;
     let top = HostFile::open(filename)?;
     let mut head = [0u8; 4];
     top.read_at(0, &mut head)?;

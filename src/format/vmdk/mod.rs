@@ -45,46 +45,6 @@ pub const CREATE_OPTIONS: &[OptDesc] = &[
     ),
 ];
 
-/// True when `head` (the start of a file) is a vmdk image, as qemu's
-/// `vmdk_probe` decides: a `KDMV` or `COWD` magic, or a text whose first
-/// line other than comments and blank lines is `version=1`, `2` or `3`.
-pub fn is_vmdk(head: &[u8]) -> bool {
-    if head.starts_with(&header::MAGIC) || head.starts_with(&header::VMDK3_MAGIC) {
-        return true;
-    }
-    let mut p = 0;
-    while p < head.len() {
-        match head[p] {
-            b'#' => {
-                p = head[p..]
-                    .iter()
-                    .position(|&b| b == b'\n')
-                    .map_or(head.len(), |i| p + i + 1);
-            }
-            b' ' => {
-                while p < head.len() && head[p] == b' ' {
-                    p += 1;
-                }
-                if p < head.len() && head[p] == b'\r' {
-                    p += 1;
-                }
-                if p == head.len() || head[p] != b'\n' {
-                    return false;
-                }
-                p += 1;
-            }
-            _ => {
-                let rest = &head[p..];
-                return [b"1", b"2", b"3"].iter().any(|v| {
-                    rest.starts_with(&[b"version=", &v[..], b"\n"].concat())
-                        || rest.starts_with(&[b"version=", &v[..], b"\r\n"].concat())
-                });
-            }
-        }
-    }
-    false
-}
-
 /// The virtual size of a vmdk image (sparse extent or descriptor): the
 /// sum of its extents, read as qemu reads them.
 pub fn virtual_size(path: &Path) -> Result<u64> {

@@ -17,7 +17,7 @@ pub struct VpcDriver {
 
 /// Opens the VHD `filename` (checked as qemu checks it).
 pub fn open(filename: &str) -> Result<Layer> {
-    let image = super::read_image(&crate::info::bytes::path_of(filename))?;
+    let image = super::read_image(&crate::qapi::bytes::path_of(filename))?;
     let file = HostFile::open(filename)?;
     let bat = image
         .dynamic

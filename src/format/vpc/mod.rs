@@ -13,11 +13,11 @@
 pub mod footer;
 pub mod map;
 
-use crate::create::{CreateContext, Prealloc};
 use crate::error::{Error, Result};
+use crate::format::create_ctx::{CreateContext, Prealloc};
 use crate::format::raw::round_to_sector;
-use crate::info::ImageInfo;
 use crate::options::{OptDesc, OptType, SIZE_OPTION};
+use crate::qapi::ImageInfo;
 use footer::{
     BAT_OFFSET, BAT_UNALLOCATED, CHS_MAX_GEOMETRY, CREATOR_HOST_WINDOWS, CREATOR_QEMU,
     CREATOR_QEMU_FORCE_SIZE, CREATOR_VERSION, DISK_TYPE_DYNAMIC, DISK_TYPE_FIXED, DYNAMIC_COOKIE,
@@ -219,7 +219,7 @@ fn warn_azure(ctx: &CreateContext, size: u64, force_size: bool) {
     };
     crate::errln!(
         "{}: warning: {}: fixed VHD virtual size {size} bytes is not a whole number of MiB{}; Azure rejects such images: {fix}",
-        crate::cli::program_name(),
+        crate::output::program_name(),
         ctx.filename,
         if force_size {
             ""

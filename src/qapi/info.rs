@@ -20,15 +20,6 @@
 //! an absent optional member; `encrypted` and `compressed` appear only
 //! when true, `snapshots` only when there are some.
 
-pub mod bytes;
-mod collect;
-pub mod probe;
-pub mod qobject;
-mod render;
-
-pub use collect::{backing_chain, collect, file_node, full_backing_filename};
-pub use render::{to_value, write_human, write_human_chain, write_json, write_json_chain};
-
 /// One image, as `qemu-img info` describes it.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct ImageInfo {
@@ -165,45 +156,4 @@ pub struct VmdkSpecific {
     /// One entry per extent: filename, format ("SPARSE"/"FLAT"/"VMFS"...),
     /// virtual_size, cluster_size (sparse), compressed (if so).
     pub extents: Vec<ImageInfo>,
-}
-
-/// Runs `diskforge info`.
-pub fn run(args: &crate::cli::InfoArgs) -> crate::Result<()> {
-    use crate::cli::OutputFormat;
-    use crate::error::Error;
-    use crate::format::Format;
-    if args.image_opts {
-        return Err(Error::Usage(
-            "--image-opts is not supported: give a plain file name".to_string(),
-        ));
-    }
-    let format = match &args.format {
-        Some(name) => Some(Format::from_name(name).ok_or_else(|| {
-            Error::Usage(format!(
-                "Could not open '{}': Unknown driver '{}'",
-                crate::name::escape(&bytes::string_from_os(&args.filename)),
-                crate::name::escape(name)
-            ))
-        })?),
-        None => None,
-    };
-    let filename = bytes::string_from_os(&args.filename);
-    let mut out = Vec::new();
-    let written = if args.backing_chain {
-        let chain = backing_chain(&filename, format, args.force_share)?;
-        match args.output {
-            OutputFormat::Json => write_json_chain(&mut out, &chain),
-            OutputFormat::Human => write_human_chain(&mut out, &chain),
-        }
-    } else {
-        let info = collect(&filename, format, args.force_share)?;
-        match args.output {
-            OutputFormat::Json => write_json(&mut out, &info),
-            OutputFormat::Human => write_human(&mut out, &info),
-        }
-    };
-    // A reader that stopped early (`| head`) is not an error.
-    written
-        .and_then(|()| crate::output::out_bytes(&out))
-        .map_err(|e| Error::io("writing to standard output", e))
 }

@@ -6,7 +6,14 @@
 //! luks, parallels, bochs, cloop), detection names them so that `info`
 //! refuses them instead of calling them raw.
 
-use crate::format::{Format, qcow2, vdi, vpc};
+use crate::error::{Error, Result};
+use crate::format::kind::Format;
+use crate::format::qcow2;
+use crate::format::vdi;
+use crate::format::vpc;
+use std::fs::File;
+use std::io::Read;
+use std::path::Path;
 
 /// Bytes qemu's probe looks at.
 pub const PROBE_BYTES: usize = 2048;
@@ -118,9 +125,37 @@ pub fn is_vmdk(buf: &[u8]) -> bool {
     false
 }
 
+/// Detects an image's format from its first bytes, as qemu probes:
+/// anything unrecognised is raw.
+pub fn probe(path: &Path) -> Result<Format> {
+    let mut file = File::open(path).map_err(Error::io_at(path, "Could not open"))?;
+    let mut buf = vec![0u8; PROBE_BYTES];
+    let mut len = 0;
+    while len < buf.len() {
+        let n = file
+            .read(&mut buf[len..])
+            .map_err(Error::io_at(path, "Could not read"))?;
+        if n == 0 {
+            break;
+        }
+        len += n;
+    }
+    Ok(probe_bytes(&buf[..len]))
+}
+
+/// Detection on bytes already read (the start of the file), as qemu
+/// probes (see [`crate::format::probe`]); formats diskforge does not read
+/// count as raw here.
+pub fn probe_bytes(head: &[u8]) -> Format {
+    match detect(head) {
+        Detected::Known(f) => f,
+        Detected::Unsupported(_) => Format::Raw,
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use crate::format::probe::*;
 
     #[test]
     fn detection() {

@@ -1,13 +1,14 @@
 //! The format-neutral half of `info`: open checks, detection, the `file`
 //! child nodes, allocation, backing file names and the backing chain.
 
-use super::bytes::path_of;
 use super::probe::{self, Detected};
-use super::{ChildInfo, FormatSpecific, ImageInfo};
 use crate::error::{Error, Result, describe_io};
 use crate::format::raw::inspect::{file_length, round_to_sector};
 use crate::format::{self, Format};
+use crate::image::chain::full_backing_filename;
 use crate::name::escape;
+use crate::qapi::bytes::path_of;
+use crate::qapi::{ChildInfo, FormatSpecific, ImageInfo};
 use std::collections::HashSet;
 use std::fs::File;
 use std::io::Read;
@@ -103,24 +104,6 @@ pub fn file_node(filename: &str) -> Result<ImageInfo> {
         format_specific: Some(FormatSpecific::File),
         ..ImageInfo::default()
     })
-}
-
-/// The backing file name resolved as qemu does: relative to the directory
-/// part of the image's name (kept as given, not canonicalised).
-pub fn full_backing_filename(image: &str, backing: &str) -> String {
-    if backing.starts_with('/') || has_protocol(backing) {
-        return backing.to_string();
-    }
-    match image.rfind('/') {
-        Some(i) => format!("{}{}", &image[..=i], backing),
-        None => backing.to_string(),
-    }
-}
-
-/// qemu's `path_has_protocol`: a colon before any slash.
-fn has_protocol(name: &str) -> bool {
-    name.find([':', '/'])
-        .is_some_and(|i| name[i..].starts_with(':'))
 }
 
 /// The lock `qemu-img info` holds on a file while it reads it: the file
@@ -250,24 +233,5 @@ pub fn backing_chain(
                 None => None,
             };
         name = next;
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backing_names_resolve_like_qemu() {
-        assert_eq!(full_backing_filename("a.qcow2", "b.raw"), "b.raw");
-        assert_eq!(
-            full_backing_filename("sub/top.qcow2", "../mid.qcow2"),
-            "sub/../mid.qcow2"
-        );
-        assert_eq!(
-            full_backing_filename("sub/../mid.qcow2", "base.raw"),
-            "sub/../base.raw"
-        );
-        assert_eq!(full_backing_filename("sub/a", "/abs/b"), "/abs/b");
     }
 }
