@@ -34,5 +34,6 @@ pub fn run(cli: cli::Cli) -> Result<()> {
         cli::Command::Register(args) => registry::run(&args),
         cli::Command::Map(args) => cmd::map::run(&args),
         cli::Command::Compare(args) => cmd::compare::run(&args),
+        cli::Command::Convert(args) => cmd::convert::run(&args),
     }
 }

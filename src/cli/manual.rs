@@ -29,8 +29,8 @@ const EXIT_STATUS_COMMON: &[Block] = &[
     Item(
         "1",
         "The operation failed (a bad or unreadable image, an I/O error, a registry error). \
-Also a qemu-img subcommand that diskforge does not implement yet (convert, check, resize, ...): \
-it prints \"'convert' is not implemented yet\" and does nothing.",
+Also a qemu-img subcommand that diskforge does not implement yet (check, resize, ...): \
+it prints \"'check' is not implemented yet\" and does nothing.",
     ),
     Item(
         "2",
@@ -117,8 +117,8 @@ starts every error line with \"qemu-img: \", and --version prints \"qemu-img ver
 parse qemu-img's version (OpenStack Cinder, COT) keep working.",
     ),
     Para(
-        "Of qemu-img's subcommands, diskforge implements create and info. The others (amend, \
-bench, bitmap, check, commit, compare, convert, dd, map, measure, rebase, resize, snapshot) \
+        "Of qemu-img's subcommands, diskforge implements create, info, map, compare and convert \
+(to raw). The others (amend, bench, bitmap, check, commit, dd, measure, rebase, resize, snapshot) \
 fail with \"'NAME' is not implemented yet\" and do nothing; see EXIT STATUS.",
     ),
 ];

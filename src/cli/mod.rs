@@ -2,6 +2,7 @@
 //! `--help` and the man page (`man/diskforge.1`).
 
 mod compare;
+mod convert;
 mod create;
 mod info;
 mod invocation;
@@ -10,6 +11,7 @@ mod map;
 pub mod register;
 
 pub use compare::CompareArgs;
+pub use convert::ConvertArgs;
 pub use create::CreateArgs;
 pub use info::InfoArgs;
 pub use invocation::{
@@ -38,7 +40,7 @@ pub enum OutputFormat {
     long_about = "diskforge creates and inspects virtual disk images (qcow2, qcow, vmdk, vdi, vpc/vhd, raw) \
 exactly as qemu-img 10 does, and registers images with OpenStack Glance or Huawei Cloud IMS.\n\n\
 Exit status: 0 success, 1 the operation failed, 2 usage error. A qemu-img subcommand that \
-diskforge does not implement (convert, check, ...) says so and exits 1 (compare: 2).",
+diskforge does not implement (check, resize, ...) says so and exits 1 (compare: 2).",
     propagate_version = true,
     arg_required_else_help = true
 )]
@@ -58,6 +60,7 @@ pub enum Command {
     Map(MapArgs),
     /// Check whether two images have the same content (qemu-img compare)
     Compare(CompareArgs),
+    Convert(Box<ConvertArgs>),
 }
 
 /// The clap command as `program` (basename of argv[0]) presents it: as

@@ -1,6 +1,7 @@
 //! The subcommands built on the read path (one file per subcommand).
 
 pub mod compare;
+pub mod convert;
 pub mod map;
 
 use crate::error::{Error, Result};
