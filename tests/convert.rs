@@ -210,10 +210,25 @@ fn errors_in_qemu_img_words() {
             1,
         ),
         ("-n with a missing target", &["-n", "s.raw", "o.raw"], 1),
+        ("target is the source", &["s.raw", "s.raw"], 1),
+        (
+            "target is the second source",
+            &["s.raw", "b.qcow2", "b.qcow2"],
+            1,
+        ),
+        ("target is a backing file", &["b.qcow2", "s.raw"], 1),
+        ("-n target is the source", &["-n", "s.raw", "s.raw"], 1),
     ];
     let dir = tempdir();
     let d = dir.path();
-    build(d, "qemu-img create -q -f raw s.raw 1M", "errors");
+    build(
+        d,
+        "qemu-img create -q -f raw s.raw 1M
+        qemu-io -f raw -c 'write -P 0x5 0 4k' s.raw
+        qemu-img create -q -f qcow2 -b s.raw -F raw b.qcow2",
+        "errors",
+    );
+    let before = common::read(&d.join("s.raw"));
     for (name, args, code) in cases {
         let mut full = vec!["convert"];
         full.extend_from_slice(args);
@@ -227,6 +242,10 @@ fn errors_in_qemu_img_words() {
             "{name}"
         );
         assert!(!d.join("o.raw").exists(), "{name}: output left behind");
+        assert!(
+            common::read(&d.join("s.raw")) == before,
+            "{name}: source changed"
+        );
     }
 }
 

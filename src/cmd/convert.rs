@@ -115,6 +115,39 @@ fn workers_arg(text: Option<&str>) -> Result<usize> {
     }
 }
 
+/// The output may not be a file of a source chain: qemu-img's target
+/// open fails on the source's lock, before anything is written, and
+/// diskforge refuses it with the same words (`-n`: those of the open).
+fn refuse_source_as_target(
+    output: &str,
+    format: Format,
+    no_create: bool,
+    chains: &[Chain],
+) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(meta) = std::fs::metadata(crate::name::path_of(output)) else {
+        return Ok(());
+    };
+    let id = (meta.dev(), meta.ino());
+    let used = chains
+        .iter()
+        .flat_map(|c| c.layers.iter())
+        .flat_map(|l| l.files().iter())
+        .any(|f| f.identity() == id);
+    if used {
+        let name = crate::name::escape(output);
+        let context = if no_create {
+            format!("Could not open '{name}'")
+        } else {
+            format!("{name}: error while converting {}", format.name())
+        };
+        return Err(Error::Failed(format!(
+            "{context}: Failed to get \"write\" lock\nIs another process using the image [{name}]?"
+        )));
+    }
+    Ok(())
+}
+
 /// Runs `diskforge convert`.
 pub fn run(args: &ConvertArgs) -> Result<()> {
     let sparse = sparse_arg(args.sparse_size.as_deref())?;
@@ -153,6 +186,7 @@ pub fn run(args: &ConvertArgs) -> Result<()> {
             args.force_share,
         )?);
     }
+    refuse_source_as_target(output, out_format, args.no_create, &chains)?;
     let srcs: Vec<Source> = sources
         .iter()
         .zip(&chains)
