@@ -200,7 +200,12 @@ pub fn run(args: &ConvertArgs) -> Result<()> {
     let settings = Settings { sparse, workers };
     let mut fill = |file: File, zeroed: bool| -> Result<()> {
         progress.set(0.0);
-        let to_copy = crate::image::convert::bytes_to_copy(&srcs, sparse)?;
+        // The first pass over the metadata only serves the percentages.
+        let to_copy = if progress.enabled {
+            crate::image::convert::bytes_to_copy(&srcs, sparse)?
+        } else {
+            0
+        };
         let mut sink = RawSink {
             file,
             name: output.clone(),
