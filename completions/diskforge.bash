@@ -22,6 +22,9 @@ _diskforge() {
             diskforge,compare)
                 cmd="diskforge__subcmd__compare"
                 ;;
+            diskforge,convert)
+                cmd="diskforge__subcmd__convert"
+                ;;
             diskforge,create)
                 cmd="diskforge__subcmd__create"
                 ;;
@@ -42,6 +45,9 @@ _diskforge() {
                 ;;
             diskforge__subcmd__help,compare)
                 cmd="diskforge__subcmd__help__subcmd__compare"
+                ;;
+            diskforge__subcmd__help,convert)
+                cmd="diskforge__subcmd__help__subcmd__convert"
                 ;;
             diskforge__subcmd__help,create)
                 cmd="diskforge__subcmd__help__subcmd__create"
@@ -65,7 +71,7 @@ _diskforge() {
 
     case "${cmd}" in
         diskforge)
-            opts="-h -V --help --version create info register map compare check help"
+            opts="-h -V --help --version create info register map compare check convert help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -166,6 +172,80 @@ _diskforge() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        diskforge__subcmd__convert)
+            opts="-f -O -o -S -m -W -n -p -q -U -t -T -h -V --format --output-format --options --sparse-size --parallel --out-of-order --no-create --target-is-zero --progress --quiet --force-share --target-cache --source-cache --object --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --format)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -f)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output-format)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -O)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --options)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --sparse-size)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -S)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --parallel)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -m)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --target-cache)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -t)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --source-cache)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -T)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --object)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         diskforge__subcmd__create)
             opts="-q -f -o -b -F -u -h -V --quiet --format --options --backing --backing-format --backing-unsafe --object --reproducible --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -217,7 +297,7 @@ _diskforge() {
             return 0
             ;;
         diskforge__subcmd__help)
-            opts="create info register map compare check help"
+            opts="create info register map compare check convert help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -245,6 +325,20 @@ _diskforge() {
             return 0
             ;;
         diskforge__subcmd__help__subcmd__compare)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        diskforge__subcmd__help__subcmd__convert)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )

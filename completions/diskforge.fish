@@ -32,6 +32,7 @@ complete -c diskforge -n "__fish_diskforge_needs_command" -f -a "register" -d 'R
 complete -c diskforge -n "__fish_diskforge_needs_command" -f -a "map" -d 'Dump the metadata of an image (qemu-img map)'
 complete -c diskforge -n "__fish_diskforge_needs_command" -f -a "compare" -d 'Check whether two images have the same content (qemu-img compare)'
 complete -c diskforge -n "__fish_diskforge_needs_command" -f -a "check" -d 'Check an image for consistency (qemu-img check)'
+complete -c diskforge -n "__fish_diskforge_needs_command" -f -a "convert" -d 'Convert one or more images into a new image (qemu-img convert)'
 complete -c diskforge -n "__fish_diskforge_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c diskforge -n "__fish_diskforge_using_subcommand create" -s f -l format -d 'Image format: raw, qcow2, qcow, vmdk, vdi, vpc (or vhd)' -r
 complete -c diskforge -n "__fish_diskforge_using_subcommand create" -s o -l options -d 'Format options, comma-separated key=value (repeatable; `-o help` lists them)' -r
@@ -143,10 +144,27 @@ complete -c diskforge -n "__fish_diskforge_using_subcommand check" -s U -l force
 complete -c diskforge -n "__fish_diskforge_using_subcommand check" -l image-opts -d 'The file name is an option string (not supported by diskforge)'
 complete -c diskforge -n "__fish_diskforge_using_subcommand check" -s h -l help -d 'Print help'
 complete -c diskforge -n "__fish_diskforge_using_subcommand check" -s V -l version -d 'Print version'
-complete -c diskforge -n "__fish_diskforge_using_subcommand help; and not __fish_seen_subcommand_from create info register map compare check help" -f -a "create" -d 'Create a new disk image (qemu-img create)'
-complete -c diskforge -n "__fish_diskforge_using_subcommand help; and not __fish_seen_subcommand_from create info register map compare check help" -f -a "info" -d 'Display information about a disk image (qemu-img info)'
-complete -c diskforge -n "__fish_diskforge_using_subcommand help; and not __fish_seen_subcommand_from create info register map compare check help" -f -a "register" -d 'Register an image with OpenStack Glance or Huawei Cloud IMS (and upload it)'
-complete -c diskforge -n "__fish_diskforge_using_subcommand help; and not __fish_seen_subcommand_from create info register map compare check help" -f -a "map" -d 'Dump the metadata of an image (qemu-img map)'
-complete -c diskforge -n "__fish_diskforge_using_subcommand help; and not __fish_seen_subcommand_from create info register map compare check help" -f -a "compare" -d 'Check whether two images have the same content (qemu-img compare)'
-complete -c diskforge -n "__fish_diskforge_using_subcommand help; and not __fish_seen_subcommand_from create info register map compare check help" -f -a "check" -d 'Check an image for consistency (qemu-img check)'
-complete -c diskforge -n "__fish_diskforge_using_subcommand help; and not __fish_seen_subcommand_from create info register map compare check help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c diskforge -n "__fish_diskforge_using_subcommand convert" -s f -l format -d 'Source format (for every source); detected when absent' -r
+complete -c diskforge -n "__fish_diskforge_using_subcommand convert" -s O -l output-format -d 'Output format (implemented: raw)' -r
+complete -c diskforge -n "__fish_diskforge_using_subcommand convert" -s o -l options -d 'Output format options, comma-separated key=value (repeatable)' -r
+complete -c diskforge -n "__fish_diskforge_using_subcommand convert" -s S -l sparse-size -d 'Sparse granularity: zero runs this long become holes (default 4k; 0 allocates everything)' -r
+complete -c diskforge -n "__fish_diskforge_using_subcommand convert" -s m -l parallel -d 'Number of parallel readers (1 to 16, default 8)' -r
+complete -c diskforge -n "__fish_diskforge_using_subcommand convert" -s t -l target-cache -d 'Target cache mode (accepted; diskforge writes through the page cache and flushes at the end)' -r
+complete -c diskforge -n "__fish_diskforge_using_subcommand convert" -s T -l source-cache -d 'Source cache mode (accepted; diskforge reads through the page cache)' -r
+complete -c diskforge -n "__fish_diskforge_using_subcommand convert" -l object -d 'QEMU object definition (accepted for compatibility; diskforge has no objects)' -r
+complete -c diskforge -n "__fish_diskforge_using_subcommand convert" -s W -l out-of-order -d 'Allow out-of-order writes (accepted; diskforge writes in order, as fast)'
+complete -c diskforge -n "__fish_diskforge_using_subcommand convert" -s n -l no-create -d 'Do not create OUTPUT: write into the existing image'
+complete -c diskforge -n "__fish_diskforge_using_subcommand convert" -l target-is-zero -d 'With -n: the target reads as zeros already, zero areas are not written'
+complete -c diskforge -n "__fish_diskforge_using_subcommand convert" -s p -l progress -d 'Show progress (qemu-img\'s `    (NN.NN/100%)` text on stdout)'
+complete -c diskforge -n "__fish_diskforge_using_subcommand convert" -s q -l quiet -d 'Quiet: print nothing (no progress)'
+complete -c diskforge -n "__fish_diskforge_using_subcommand convert" -s U -l force-share -d 'Open the sources in shared mode (no lock conflict with a VM)'
+complete -c diskforge -n "__fish_diskforge_using_subcommand convert" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c diskforge -n "__fish_diskforge_using_subcommand convert" -s V -l version -d 'Print version'
+complete -c diskforge -n "__fish_diskforge_using_subcommand help; and not __fish_seen_subcommand_from create info register map compare check convert help" -f -a "create" -d 'Create a new disk image (qemu-img create)'
+complete -c diskforge -n "__fish_diskforge_using_subcommand help; and not __fish_seen_subcommand_from create info register map compare check convert help" -f -a "info" -d 'Display information about a disk image (qemu-img info)'
+complete -c diskforge -n "__fish_diskforge_using_subcommand help; and not __fish_seen_subcommand_from create info register map compare check convert help" -f -a "register" -d 'Register an image with OpenStack Glance or Huawei Cloud IMS (and upload it)'
+complete -c diskforge -n "__fish_diskforge_using_subcommand help; and not __fish_seen_subcommand_from create info register map compare check convert help" -f -a "map" -d 'Dump the metadata of an image (qemu-img map)'
+complete -c diskforge -n "__fish_diskforge_using_subcommand help; and not __fish_seen_subcommand_from create info register map compare check convert help" -f -a "compare" -d 'Check whether two images have the same content (qemu-img compare)'
+complete -c diskforge -n "__fish_diskforge_using_subcommand help; and not __fish_seen_subcommand_from create info register map compare check convert help" -f -a "check" -d 'Check an image for consistency (qemu-img check)'
+complete -c diskforge -n "__fish_diskforge_using_subcommand help; and not __fish_seen_subcommand_from create info register map compare check convert help" -f -a "convert" -d 'Convert one or more images into a new image (qemu-img convert)'
+complete -c diskforge -n "__fish_diskforge_using_subcommand help; and not __fish_seen_subcommand_from create info register map compare check convert help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

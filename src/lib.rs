@@ -33,5 +33,6 @@ pub fn run(cli: cli::Cli) -> Result<()> {
         cli::Command::Map(args) => cmd::map::run(&args),
         cli::Command::Compare(args) => cmd::compare::run(&args),
         cli::Command::Check(args) => cmd::check::run(&args),
+        cli::Command::Convert(args) => cmd::convert::run(&args),
     }
 }

@@ -29,14 +29,14 @@ const EXIT_STATUS_COMMON: &[Block] = &[
     Item(
         "1",
         "The operation failed (a bad or unreadable image, an I/O error, a registry error). \
-Also a qemu-img subcommand that diskforge does not implement yet (convert, check, resize, ...): \
-it prints \"'convert' is not implemented yet\" and does nothing.",
+Also a qemu-img subcommand that diskforge does not implement yet (resize, rebase, ...): \
+it prints \"'resize' is not implemented yet\" and does nothing.",
     ),
     Item(
         "2",
         "Usage error: an unknown flag or subcommand, a bad option value, a missing argument. \
-qemu-img exits 1 for these. Also \"compare\", not implemented yet: 2 is qemu-img compare's \
-error status (its 1 means that the images differ).",
+qemu-img exits 1 for these, and so does diskforge for check, whose 2 and 3 are verdicts. \
+compare exits 0 identical, 1 different, 2 on an error.",
     ),
 ];
 
@@ -117,8 +117,8 @@ starts every error line with \"qemu-img: \", and --version prints \"qemu-img ver
 parse qemu-img's version (OpenStack Cinder, COT) keep working.",
     ),
     Para(
-        "Of qemu-img's subcommands, diskforge implements create and info. The others (amend, \
-bench, bitmap, check, commit, compare, convert, dd, map, measure, rebase, resize, snapshot) \
+        "Of qemu-img's subcommands, diskforge implements create, info, map, compare, check and convert \
+(to raw). The others (amend, bench, bitmap, commit, dd, measure, rebase, resize, snapshot) \
 fail with \"'NAME' is not implemented yet\" and do nothing; see EXIT STATUS.",
     ),
 ];

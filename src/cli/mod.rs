@@ -3,6 +3,7 @@
 
 mod check;
 mod compare;
+mod convert;
 mod create;
 mod info;
 mod invocation;
@@ -12,6 +13,7 @@ pub mod register;
 
 pub use check::CheckArgs;
 pub use compare::CompareArgs;
+pub use convert::ConvertArgs;
 pub use create::CreateArgs;
 pub use info::InfoArgs;
 pub use invocation::{
@@ -40,7 +42,7 @@ pub enum OutputFormat {
     long_about = "diskforge creates and inspects virtual disk images (qcow2, qcow, vmdk, vdi, vpc/vhd, raw) \
 exactly as qemu-img 10 does, and registers images with OpenStack Glance or Huawei Cloud IMS.\n\n\
 Exit status: 0 success, 1 the operation failed, 2 usage error. A qemu-img subcommand that \
-diskforge does not implement (convert, check, ...) says so and exits 1 (compare: 2).",
+diskforge does not implement (check, resize, ...) says so and exits 1 (compare: 2).",
     propagate_version = true,
     arg_required_else_help = true
 )]
@@ -62,6 +64,7 @@ pub enum Command {
     Compare(CompareArgs),
     /// Check an image for consistency (qemu-img check)
     Check(CheckArgs),
+    Convert(Box<ConvertArgs>),
 }
 
 /// The clap command as `program` (basename of argv[0]) presents it: as

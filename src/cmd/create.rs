@@ -174,6 +174,22 @@ pub fn run(args: &CreateArgs) -> Result<()> {
     }
 }
 
+/// Creates the image `ctx` describes as `create` does, then runs `fill`
+/// (convert writes the guest data there) before every file is flushed
+/// and kept; on any failure the files this run created are removed.
+pub fn create_then(ctx: &CreateContext, fill: impl FnOnce() -> Result<()>) -> Result<()> {
+    match format::create(ctx.format, ctx)
+        .and_then(|()| fill())
+        .and_then(|()| ctx.finish())
+    {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            ctx.remove_created();
+            Err(e)
+        }
+    }
+}
+
 /// qemu's hint line after a backing image that does not open.
 const BACKING_HINT: &str = "Could not open backing image.";
 

@@ -2,6 +2,7 @@
 
 pub mod check;
 pub mod compare;
+pub mod convert;
 pub mod create;
 pub mod info;
 pub mod map;

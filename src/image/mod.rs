@@ -5,6 +5,7 @@
 pub mod cache;
 pub mod chain;
 pub mod codec;
+pub mod convert;
 pub mod file;
 pub mod gate;
 pub mod target;
