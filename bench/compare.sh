@@ -11,6 +11,7 @@
 # label, limits the run (the table is then printed, not written).
 # Workloads live in bench/cases/*.sh; each calls
 #   pair "label" 'diskforge command' 'reference command' ['setup command']
+# (EXPECT_EXIT=N pair ...: both commands must exit N, not 0)
 # with $DF the release diskforge binary and $QEMU_IMG the qemu-img binary.
 # bench/timeit.py times each pair: every run in a fresh scratch directory
 # made by the setup command (not timed); a command without shell syntax
@@ -42,7 +43,8 @@ pair() {
     local method n rmed omed ratio r25 r75 o25 o75 row
     IFS=$'\t' read -r method n rmed omed ratio r25 r75 o25 o75 < <(
         python3 "$here/timeit.py" --runs "$runs" --fast-runs "$fast_runs" \
-            --scratch "$scratch" --setup "$setup" "$ours" "$theirs"
+            --scratch "$scratch" --setup "$setup" \
+            --expect-exit "${EXPECT_EXIT:-0}" "$ours" "$theirs"
     ) || { echo "FAILED: $label" >&2; exit 1; }
     [ -n "${ratio:-}" ] || { echo "FAILED: $label" >&2; exit 1; }
     row=$(printf '| %s | %s | %s | %s (%s–%s) | %s (%s–%s) | %.2f× |' "$label" "$method" "$n" \

@@ -60,12 +60,15 @@ def spawn_and_wait(argv, cwd):
     return (t1 - t0) / 1e9, os.waitstatus_to_exitcode(status)
 
 
+EXPECT_EXIT = 0
+
+
 def run_timed(cmd, cwd):
     argv = argv_of(cmd)
     if argv is None:
         argv = ["bash", "-c", cmd]
     seconds, code = spawn_and_wait(argv, cwd)
-    if code != 0:
+    if code != EXPECT_EXIT:
         sys.exit(f"FAILED (exit {code}): {cmd}")
     return seconds
 
@@ -108,9 +111,13 @@ def main():
     p.add_argument("--fast-runs", type=int, required=True)
     p.add_argument("--scratch", required=True)
     p.add_argument("--setup", default="")
+    # The exit status both commands must end with (compare: 1, different).
+    p.add_argument("--expect-exit", type=int, default=0)
     p.add_argument("ours")
     p.add_argument("ref")
     a = p.parse_args()
+    global EXPECT_EXIT
+    EXPECT_EXIT = a.expect_exit
 
     # The first pair decides: under FAST_LIMIT it was a warm-up (page
     # cache, shared libraries) and M pairs follow; otherwise it counts as

@@ -4,7 +4,8 @@
 # 1. installs qemu-utils 10 (qemu-img, qemu-io) when missing or older,
 # 2. installs the registry test servers (Glance, Keystone) into a cached
 #    venv (scripts/setup-registry.sh) when that script is present,
-# 3. runs cargo fmt --check, cargo clippy -D warnings and cargo test.
+# 3. runs cargo fmt --check, cargo clippy -D warnings, a build check of the
+#    fuzz harness (fuzz/) and cargo test.
 # Every step fails loudly; no test is skipped for a missing tool.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -38,4 +39,6 @@ fi
 
 cargo fmt --all -- --check
 cargo clippy --all-targets --quiet -- -D warnings
+# The fuzz harness is a crate of its own: keep it building with the library.
+cargo check --quiet --manifest-path fuzz/Cargo.toml --lib
 cargo test

@@ -1,2 +1,5 @@
 #![no_main]
-libfuzzer_sys::fuzz_target!(|data: &[u8]| diskforge_fuzz::inspect_as(Some(diskforge::format::Format::Qcow2), data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| diskforge_fuzz::inspect_as(
+    Some(diskforge::format::Format::Qcow2),
+    data
+));

@@ -7,8 +7,11 @@ use crate::error::{Error, Result};
 use crate::image::{Backing, Chain, Layer};
 use std::collections::HashSet;
 
-/// The deepest chain diskforge opens (qemu has no fixed limit; a bound
-/// keeps a hostile chain from exhausting file descriptors and memory).
+/// The deepest chain diskforge opens. qemu has no fixed limit, but its
+/// time grows with the square of the depth (`qemu-img map` of a
+/// 1000-deep qcow2 chain: 41 s; 10 000 deep: still running after 2 min);
+/// a bound keeps a hostile chain from exhausting file descriptors,
+/// memory and time.
 pub const MAX_CHAIN_DEPTH: usize = 1024;
 
 pub use crate::image::gate::{Named, gate};
@@ -64,7 +67,7 @@ pub fn open_chain(filename: &str, format: Option<Format>, share: bool) -> Result
         };
         if layers.len() >= MAX_CHAIN_DEPTH {
             return Err(Error::Failed(format!(
-                "Could not open '{filename}': backing chain deeper than {MAX_CHAIN_DEPTH} images"
+                "Could not open '{filename}': Backing chain longer than {MAX_CHAIN_DEPTH} images (the most diskforge opens)"
             )));
         }
         gate(Named::Backing, &b.full_name)?;

@@ -1,0 +1,5 @@
+#![no_main]
+libfuzzer_sys::fuzz_target!(|data: &[u8]| diskforge_fuzz::map_as(
+    diskforge::format::Format::Qcow,
+    data
+));
