@@ -231,8 +231,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if scen == "create-not-json":
             return self.send_raw(201, b"<html><body>Created</body></html>", "text/html")
         if scen == "create-huge":
-            rec["padding"] = "x" * (17 << 20)
-            return self.send_raw(201, json.dumps(rec).encode(), "application/json")
+            huge = dict(rec, padding="x" * (17 << 20))
+            return self.send_raw(201, json.dumps(huge).encode(), "application/json")
         if scen == "trickle-create":
             data = json.dumps(rec).encode()
             head = ("HTTP/1.1 201 Created\r\nContent-Type: application/json\r\n"
