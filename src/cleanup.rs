@@ -12,6 +12,12 @@
 //! Only files this run created are ever registered, and a file is
 //! removed only while its name still leads to the same inode: a name
 //! someone replaced meanwhile is left alone.
+//!
+//! Work that is not a file (`register`'s image record on a registry) is
+//! undone on a signal by a hook given to [`on_signal`]: it runs on the
+//! signal thread (an ordinary thread, so it may do bounded I/O such as an
+//! HTTP DELETE with a short deadline) before the files are removed, and
+//! it is dropped unrun once its [`Hook`] is disarmed or dropped.
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -27,16 +33,27 @@ struct Entry {
     ino: u64,
 }
 
+/// A cleanup to run on a signal.
+type HookFn = Box<dyn FnOnce() + Send>;
+
 struct Registry {
     next_id: u64,
     entries: Vec<Entry>,
+    hooks: Vec<(u64, HookFn)>,
 }
 
 static REGISTRY: Mutex<Registry> = Mutex::new(Registry {
     next_id: 0,
     entries: Vec::new(),
+    hooks: Vec::new(),
 });
 static INSTALL: Once = Once::new();
+static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// A cleanup signal arrived: long work (an upload) should stop now.
+pub fn interrupted() -> bool {
+    INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst)
+}
 
 fn registry() -> MutexGuard<'static, Registry> {
     // A panic while the lock was held leaves the list usable.
@@ -63,6 +80,7 @@ pub fn install_signal_handlers() {
             .name("cleanup-on-signal".into())
             .spawn(move || {
                 if let Some(sig) = signals.forever().next() {
+                    INTERRUPTED.store(true, std::sync::atomic::Ordering::SeqCst);
                     remove_all();
                     let _ = signal_hook::low_level::emulate_default_handler(sig);
                     // Not reached unless the default action was refused.
@@ -83,11 +101,51 @@ fn is_ignored(sig: i32) -> bool {
     }
 }
 
-/// Removes every registered file now (the signal path).
+/// Runs every armed hook (newest first), then removes every registered
+/// file (the signal path). The hooks run without the lock held, so a
+/// hook may itself register or disarm.
 fn remove_all() {
+    run_hooks();
     let mut reg = registry();
     for e in reg.entries.drain(..).rev() {
         remove_if_same(&e);
+    }
+}
+
+fn run_hooks() {
+    let hooks: Vec<(u64, HookFn)> = registry().hooks.drain(..).rev().collect();
+    for (_, hook) in hooks {
+        hook();
+    }
+}
+
+/// A cleanup armed by [`on_signal`]: it runs if SIGINT, SIGTERM or SIGHUP
+/// arrives while the `Hook` lives; [`Hook::disarm`] or dropping it takes
+/// it back unrun.
+#[must_use = "the hook is disarmed when this is dropped"]
+pub struct Hook {
+    id: u64,
+}
+
+/// Arms `cleanup` to run (once, on the signal thread) if a cleanup signal
+/// arrives before the returned [`Hook`] is disarmed. Keep it bounded: the
+/// process dies of the signal only after it returns.
+pub fn on_signal(cleanup: impl FnOnce() + Send + 'static) -> Hook {
+    let mut reg = registry();
+    let id = reg.next_id;
+    reg.next_id += 1;
+    reg.hooks.push((id, Box::new(cleanup)));
+    Hook { id }
+}
+
+impl Hook {
+    /// The work is settled: the cleanup will not run.
+    pub fn disarm(self) {}
+}
+
+impl Drop for Hook {
+    fn drop(&mut self) {
+        registry().hooks.retain(|(id, _)| *id != self.id);
     }
 }
 
@@ -176,5 +234,22 @@ mod tests {
             assert_eq!(path.exists(), *left, "{name}");
             let _ = std::fs::remove_file(&path);
         }
+    }
+
+    #[test]
+    fn a_disarmed_hook_does_not_run() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static RAN: AtomicUsize = AtomicUsize::new(0);
+        let armed = on_signal(|| {
+            RAN.fetch_add(1, Ordering::SeqCst);
+        });
+        on_signal(|| {
+            RAN.fetch_add(10, Ordering::SeqCst);
+        })
+        .disarm();
+        run_hooks();
+        drop(armed);
+        run_hooks();
+        assert_eq!(RAN.load(Ordering::SeqCst), 1);
     }
 }

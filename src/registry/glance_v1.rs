@@ -74,11 +74,23 @@ pub fn created(reply: &Reply, sent_id: Option<&str>) -> Result<Value> {
 
 /// `GET /v1/images/{id}`: the record, to check its status.
 pub fn get(http: &Http, conn: &Connection, id: &str) -> Result<Value> {
+    find(http, conn, id)?.ok_or_else(|| {
+        Error::Failed(format!(
+            "reading the image record back (image {id}): 404 Not Found"
+        ))
+    })
+}
+
+/// `GET /v1/images/{id}`: the record, or `None` when there is none (404).
+pub fn find(http: &Http, conn: &Connection, id: &str) -> Result<Option<Value>> {
     let what = "reading the image record back";
     let reply = http.send(
         Request::new("GET", format!("{}/{id}", images_url(conn))).token(conn.token.as_ref()),
         what,
     )?;
+    if reply.status == 404 {
+        return Ok(None);
+    }
     if !reply.ok() {
         return Err(Error::Failed(format!(
             "{what} (image {id}): {}",
@@ -87,7 +99,7 @@ pub fn get(http: &Http, conn: &Connection, id: &str) -> Result<Value> {
     }
     let record = reply.json(what)?.get("image").cloned().unwrap_or_default();
     match record.get("id").and_then(Value::as_str) {
-        Some(got) if got.eq_ignore_ascii_case(id) => Ok(record),
+        Some(got) if got.eq_ignore_ascii_case(id) => Ok(Some(record)),
         _ => Err(Error::Failed(format!(
             "{what} (image {id}): the reply is not that image's record"
         ))),

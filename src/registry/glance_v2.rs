@@ -91,11 +91,23 @@ pub fn check_created_record(record: &Value, sent_id: Option<&str>) -> Result<()>
 
 /// `GET /v2/images/{id}`.
 pub fn get(http: &Http, conn: &Connection, id: &str) -> Result<Value> {
+    find(http, conn, id)?.ok_or_else(|| {
+        Error::Failed(format!(
+            "reading the image record back (image {id}): 404 Not Found"
+        ))
+    })
+}
+
+/// `GET /v2/images/{id}`: the record, or `None` when there is none (404).
+pub fn find(http: &Http, conn: &Connection, id: &str) -> Result<Option<Value>> {
     let what = "reading the image record back";
     let reply = http.send(
         Request::new("GET", image_url(conn, id)).token(conn.token.as_ref()),
         what,
     )?;
+    if reply.status == 404 {
+        return Ok(None);
+    }
     if !reply.ok() {
         return Err(Error::Failed(format!(
             "{what} (image {id}): {}",
@@ -104,7 +116,7 @@ pub fn get(http: &Http, conn: &Connection, id: &str) -> Result<Value> {
     }
     let record = reply.json(what)?;
     match record.get("id").and_then(Value::as_str) {
-        Some(got) if got.eq_ignore_ascii_case(id) => Ok(record),
+        Some(got) if got.eq_ignore_ascii_case(id) => Ok(Some(record)),
         got => Err(Error::Failed(format!(
             "{what} (image {id}): the registry answered with the record of {}",
             got.unwrap_or("no image id")

@@ -79,6 +79,9 @@ pub struct Request<'a> {
     pub url: String,
     pub headers: Vec<(String, String)>,
     pub body: Body<'a>,
+    /// Not idempotent (a create that names no id): sent again only when
+    /// the connection could not be made, never once it may have arrived.
+    pub at_most_once: bool,
 }
 
 impl<'a> Request<'a> {
@@ -88,7 +91,14 @@ impl<'a> Request<'a> {
             url: url.into(),
             headers: vec![("Accept".to_string(), "application/json".to_string())],
             body: Body::None,
+            at_most_once: false,
         }
+    }
+
+    /// Marks the request as one that must not reach the server twice.
+    pub fn at_most_once(mut self) -> Self {
+        self.at_most_once = true;
+        self
     }
 
     pub fn header(mut self, name: &str, value: impl Into<String>) -> Self {
@@ -156,6 +166,8 @@ pub struct Reply {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
+    /// The body was longer than [`MAX_REPLY_BYTES`] and was not kept.
+    pub too_long: bool,
 }
 
 impl Reply {
@@ -173,6 +185,13 @@ impl Reply {
 
     /// The body as JSON.
     pub fn json(&self, what: &str) -> Result<serde_json::Value> {
+        if self.too_long {
+            return Err(Error::Failed(format!(
+                "{what}: the registry's reply ({}) is over {} MiB, more than any record",
+                self.status,
+                MAX_REPLY_BYTES >> 20
+            )));
+        }
         serde_json::from_slice(&self.body).map_err(|e| {
             Error::Failed(format!(
                 "{what}: the registry's reply ({}) is not JSON: {e}",
@@ -471,8 +490,9 @@ impl Http {
             });
             n += 1;
             let retry_reason = match &result {
-                Ok(reply) if reply.status >= 500 => Some(reply.error_line()),
+                Ok(reply) if reply.status >= 500 && !req.at_most_once => Some(reply.error_line()),
                 Ok(_) => None,
+                Err(e) if req.at_most_once && !never_arrived(e) => None,
                 Err(e) if is_transient(e) => Some(self.transport_message(e, &req.url)),
                 Err(_) => None,
             };
@@ -589,14 +609,22 @@ impl Http {
                 self.add_secret(v);
             }
         }
-        let body = response
+        // A body over the limit is still a reply: its status counts (a 201
+        // made a record), and its body is no record.
+        let (body, too_long) = match response
             .into_body()
             .with_config()
             .limit(MAX_REPLY_BYTES)
-            .read_to_vec()?;
+            .read_to_vec()
+        {
+            Ok(body) => (body, false),
+            Err(ureq::Error::BodyExceedsLimit(_)) => (Vec::new(), true),
+            Err(e) => return Err(e),
+        };
         Ok(Reply {
             attempts: 1,
             cut_short: self.stop.is_set(),
+            too_long,
             status,
             headers,
             body: self.settings.secrets.scrub_bytes(body),
@@ -625,6 +653,16 @@ fn is_transient(e: &ureq::Error) -> bool {
         e,
         ureq::Error::Io(_) | ureq::Error::ConnectionFailed | ureq::Error::Timeout(_)
     )
+}
+
+/// The request surely never reached the server: no connection was made.
+fn never_arrived(e: &ureq::Error) -> bool {
+    match e {
+        ureq::Error::ConnectionFailed => true,
+        ureq::Error::Io(io) => io.kind() == std::io::ErrorKind::ConnectionRefused,
+        ureq::Error::Timeout(t) => matches!(t, ureq::Timeout::Resolve | ureq::Timeout::Connect),
+        _ => false,
+    }
 }
 
 #[cfg(test)]

@@ -17,6 +17,7 @@ pub mod ims;
 pub mod message;
 pub mod output;
 pub mod secrets;
+pub mod undo;
 pub mod upload;
 
 use crate::cli::register::{Api, RegisterArgs};
@@ -29,6 +30,7 @@ use serde_json::Value;
 use std::fs::File;
 use std::path::Path;
 use std::time::Duration;
+use undo::Target;
 use upload::HashingReader;
 
 /// Default deadline of one request, in seconds.
@@ -141,7 +143,7 @@ fn register(args: &RegisterArgs, settings: Settings, secrets: &Scrubber) -> Resu
     } else {
         LogLevel::Quiet
     };
-    let http = Http::new(HttpSettings {
+    let http_settings = HttpSettings {
         timeout: parse_timeout(args.timeout.as_deref())?,
         retries: parse_retries(args.retries.as_deref())?,
         ca_file: settings.cacert.clone(),
@@ -151,12 +153,20 @@ fn register(args: &RegisterArgs, settings: Settings, secrets: &Scrubber) -> Resu
         log,
         announce_retries: !args.quiet,
         secrets: secrets.clone(),
-    })?;
+    };
+    let http = Http::new(http_settings.clone())?;
 
     let conn = auth::connect(&settings, &http, args.dry_run)?;
+    let target = Target {
+        api: args.api,
+        conn: conn.clone(),
+        keep: args.keep_on_failure,
+    };
     let job = Job {
         args,
         http: &http,
+        http_settings: &http_settings,
+        target: &target,
         conn: &conn,
         path,
         size,
@@ -183,6 +193,9 @@ fn register(args: &RegisterArgs, settings: Settings, secrets: &Scrubber) -> Resu
 struct Job<'a> {
     args: &'a RegisterArgs,
     http: &'a Http,
+    /// The settings `http` was made from (the signal hook's client).
+    http_settings: &'a HttpSettings,
+    target: &'a Target,
     conn: &'a Connection,
     path: &'a Path,
     size: u64,
@@ -190,10 +203,6 @@ struct Job<'a> {
     /// The image id is a random one chosen by this run (not `--id`).
     id_chosen_here: bool,
 }
-
-/// The statuses of a record that a failed upload leaves and that diskforge
-/// deletes (when this run created it): nothing else is ever deleted.
-const DELETABLE: [&str; 2] = ["queued", "saving"];
 
 impl Job<'_> {
     fn open(&self) -> Result<File> {
@@ -252,8 +261,21 @@ impl Job<'_> {
             }
             return Ok(None);
         }
-        let reply = self.http.send(create, "creating the image")?;
         let sent_id = meta.id.as_deref();
+        // IMS takes no id: a create that may have arrived is never sent
+        // again (it could make a second image).
+        let create = if sent_id.is_none() {
+            create.at_most_once()
+        } else {
+            create
+        };
+        // From here the record may exist: a signal settles it.
+        let chosen = self.chosen_id(meta);
+        let mut hook = chosen.and_then(|id| self.target.arm(self.http_settings, id));
+        let reply = self
+            .http
+            .send(create, "creating the image")
+            .map_err(|e| self.settle(e, chosen))?;
         let record = match (reply.status, reply.attempts, sent_id) {
             // A retried create that meets the random id this run chose: an
             // earlier attempt reached the registry after all. Take that
@@ -268,9 +290,11 @@ impl Job<'_> {
                     _ => glance_v2::created(&reply, sent_id)?,
                 }
             }
-            _ => glance_v2::created(&reply, sent_id)?,
+            _ => glance_v2::created(&reply, sent_id)
+                .map_err(|e| self.created_failed(e, &reply, meta))?,
         };
         if !self.upload {
+            drop(hook);
             self.say_no_data(&record);
             return Ok(Some(record));
         }
@@ -279,19 +303,46 @@ impl Job<'_> {
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_string();
-        match self.upload_v2(&id) {
-            Ok(record) => Ok(Some(record)),
-            Err(e) => {
-                let status = glance_v2::get(self.http, self.conn, &id).map(|r| status_of(&r));
-                let delete = |id: &str| glance_v2::delete(self.http, self.conn, id);
-                Err(failure_line(
-                    e,
-                    &id,
-                    status,
-                    self.args.keep_on_failure,
-                    delete,
-                ))
-            }
+        if hook.is_none() {
+            hook = self.target.arm(self.http_settings, &id);
+        }
+        let result = self.upload_v2(&id);
+        // Settled here, not by a signal from now on.
+        drop(hook);
+        result
+            .map(Some)
+            .map_err(|e| self.target.settle(self.http, e, &id))
+    }
+
+    /// The id of the record this run creates, when this run chose it.
+    fn chosen_id<'m>(&self, meta: &'m ImageMeta) -> Option<&'m str> {
+        meta.id.as_deref().filter(|_| self.id_chosen_here)
+    }
+
+    /// A failure once the record `chosen` (an id this run chose) may
+    /// exist: the record is settled. Without one, `e` as it is.
+    fn settle(&self, e: Error, chosen: Option<&str>) -> Error {
+        match chosen {
+            Some(id) => self.target.settle(self.http, e, id),
+            None => e,
+        }
+    }
+
+    /// A create reply that is not a usable record. After a 201 the record
+    /// may exist all the same (a reply not JSON or too long): settled when
+    /// the create named its id, named for a search when the registry chose.
+    fn created_failed(&self, e: Error, reply: &http::Reply, meta: &ImageMeta) -> Error {
+        if reply.status != 201 {
+            return e;
+        }
+        // A 201 to a create that named an id made that record: it is this
+        // run's (a record that already had the id would have been a 409).
+        match meta.id.as_deref() {
+            Some(id) => self.target.settle(self.http, e, id),
+            None => Error::Failed(format!(
+                "{e}; a record named '{}' may have been created: look for it with                  `openstack image list --name '{}'` and delete it with                  `openstack image delete ID`",
+                meta.name, meta.name
+            )),
         }
     }
 
@@ -330,51 +381,52 @@ impl Job<'_> {
             return Ok(None);
         }
         let sent_id = meta.id.as_deref();
+        let chosen = self.chosen_id(meta);
+        // From here the record may exist: a signal settles it.
+        let hook = chosen.and_then(|id| self.target.arm(self.http_settings, id));
         if !self.upload {
             let req = glance_v1::create_request(self.conn, meta, None);
-            let reply = self.http.send(req, "creating the image")?;
-            let record = glance_v1::created(&reply, sent_id)?;
+            let reply = self
+                .http
+                .send(req, "creating the image")
+                .map_err(|e| self.settle(e, chosen))?;
+            let record = glance_v1::created(&reply, sent_id)
+                .map_err(|e| self.created_failed(e, &reply, meta))?;
+            drop(hook);
             self.say_no_data(&record);
             return Ok(Some(record));
         }
+        let result = self.upload_v1(meta, chosen);
+        drop(hook);
+        result.map(Some)
+    }
+
+    fn upload_v1(&self, meta: &ImageMeta, chosen: Option<&str>) -> Result<Value> {
+        let sent_id = meta.id.as_deref();
         let mut reader = HashingReader::new(self.open()?, self.progress());
         let what = self.path.display().to_string();
         let req = glance_v1::create_request(self.conn, meta, Some((&mut reader, self.size, what)));
-        let reply = self.http.send(req, "creating the image with its data")?;
-        let sent = reader.finish()?;
-        check_upload_reply(&reply, sent.size, self.size)?;
-        let record = glance_v1::created(&reply, sent_id)?;
+        let reply = self
+            .http
+            .send(req, "creating the image with its data")
+            .map_err(|e| self.settle(e, chosen))?;
+        let sent = reader.finish().map_err(|e| self.settle(e, chosen))?;
+        check_upload_reply(&reply, sent.size, self.size).map_err(|e| self.settle(e, chosen))?;
+        let record = glance_v1::created(&reply, sent_id)
+            .map_err(|e| self.created_failed(e, &reply, meta))?;
+        let id = record
+            .get("id")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
         match upload::verify(&record, &sent, self.path) {
             Ok(notes) => {
                 self.notes(notes);
-                Ok(Some(record))
+                Ok(record)
             }
-            Err(e) => {
-                let id = record
-                    .get("id")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_string();
-                let status = glance_v1::get(self.http, self.conn, &id).map(|r| status_of(&r));
-                let delete = |id: &str| glance_v1::delete(self.http, self.conn, id);
-                Err(failure_line(
-                    e,
-                    &id,
-                    status,
-                    self.args.keep_on_failure,
-                    delete,
-                ))
-            }
+            Err(e) => Err(self.target.settle(self.http, e, &id)),
         }
     }
-}
-
-fn status_of(record: &Value) -> String {
-    record
-        .get("status")
-        .and_then(Value::as_str)
-        .unwrap_or("unknown")
-        .to_string()
 }
 
 /// The reply to a streamed upload: a refusal (with the registry's status
@@ -399,53 +451,4 @@ fn check_upload_reply(reply: &http::Reply, sent: u64, size: u64) -> Result<()> {
         )));
     }
     Ok(())
-}
-
-/// The one error line after a failed upload: why, what was left, and
-/// whether it was deleted. `status` is the record's status read back just
-/// now: only a `queued` or `saving` record (one this run created: the
-/// caller has checked that) is deleted.
-fn failure_line(
-    e: Error,
-    id: &str,
-    status: Result<String>,
-    keep: bool,
-    delete: impl FnOnce(&str) -> Result<()>,
-) -> Error {
-    let status = match status {
-        Ok(s) => s,
-        Err(why) => {
-            let (e, why) = (e.to_string(), why.to_string());
-            let why = if why == e {
-                String::new()
-            } else {
-                format!(" ({why})")
-            };
-            return Error::Failed(format!(
-                "{e}; image {id} may be left behind: its status could not be read{why}, \
-                 so it was not deleted; check it with `openstack image show {id}`"
-            ));
-        }
-    };
-    if keep {
-        return Error::Failed(format!(
-            "{e}; image {id} left behind (status {status}, kept by --keep-on-failure; \
-             a failed upload cannot be retried on it: delete it with `openstack image delete {id}`)"
-        ));
-    }
-    if !DELETABLE.contains(&status.as_str()) {
-        return Error::Failed(format!(
-            "{e}; image {id} left behind (status {status}): diskforge deletes only a record \
-             it created that is still queued or saving; check it and delete it with \
-             `openstack image delete {id}`"
-        ));
-    }
-    match delete(id) {
-        Ok(()) => Error::Failed(format!(
-            "{e}; the image record {id} (status {status}) was deleted (--keep-on-failure keeps it)"
-        )),
-        Err(d) => Error::Failed(format!(
-            "{e}; image {id} left behind (status {status}); deleting it failed: {d}"
-        )),
-    }
 }

@@ -151,6 +151,12 @@ impl HashingReader {
 
 impl Read for HashingReader {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        // On a signal the upload stops, so that its connection no longer
+        // holds the registry (a busy Glance worker) while the record is
+        // deleted.
+        if crate::cleanup::interrupted() {
+            return Err(std::io::Error::other("interrupted"));
+        }
         let n = self.file.read(buf)?;
         if n > 0 {
             self.hashers.feed(&buf[..n])?;

@@ -72,6 +72,8 @@ SCENARIOS = {
     "upload-401-early",        # upload answered 401 after 64 KiB, connection closed
     "upload-307-early",        # upload answered 307 after 64 KiB, connection closed
     "upload-trickle-reply",    # upload read whole, its reply one byte every 2 s
+    "create-not-json",         # record made, create answered 201 with an HTML body
+    "create-huge",             # record made, create answered 201 with 17 MiB of JSON
 }
 
 
@@ -101,6 +103,18 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.send_header("Connection", "close")
         self.end_headers()
         self.wfile.write(data)
+        self.close_connection = True
+
+    def send_raw(self, code, data, ctype):
+        self.send_response(code)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("Connection", "close")
+        self.end_headers()
+        try:
+            self.wfile.write(data)
+        except OSError:
+            pass
         self.close_connection = True
 
     def error(self, code, title, message, headers=()):
@@ -214,6 +228,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 return self.error(409, "Conflict", "Image with identifier %s already exists!" % iid)
             IMAGES[iid] = rec
             SCENARIO[iid] = scen
+        if scen == "create-not-json":
+            return self.send_raw(201, b"<html><body>Created</body></html>", "text/html")
+        if scen == "create-huge":
+            huge = dict(rec, padding="x" * (17 << 20))
+            return self.send_raw(201, json.dumps(huge).encode(), "application/json")
         if scen == "trickle-create":
             data = json.dumps(rec).encode()
             head = ("HTTP/1.1 201 Created\r\nContent-Type: application/json\r\n"
