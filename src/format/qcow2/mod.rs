@@ -1,6 +1,7 @@
 //! qcow2: qemu's copy-on-write format (`docs/interop/qcow2.rst`).
 
 pub mod alloc;
+mod bitmaps;
 pub mod check;
 mod check_tables;
 mod copied;
