@@ -19,6 +19,7 @@ pub mod output;
 pub mod secrets;
 pub mod undo;
 pub mod upload;
+mod url;
 
 use crate::cli::register::{Api, RegisterArgs};
 use crate::error::{Error, Result};
