@@ -218,6 +218,11 @@ fn errors_in_qemu_img_words() {
         ),
         ("target is a backing file", &["b.qcow2", "s.raw"], 1),
         ("-n target is the source", &["-n", "s.raw", "s.raw"], 1),
+        (
+            "-n target smaller than the source",
+            &["-n", "s.raw", "small.raw"],
+            1,
+        ),
     ];
     let dir = tempdir();
     let d = dir.path();
@@ -225,7 +230,8 @@ fn errors_in_qemu_img_words() {
         d,
         "qemu-img create -q -f raw s.raw 1M
         qemu-io -f raw -c 'write -P 0x5 0 4k' s.raw
-        qemu-img create -q -f qcow2 -b s.raw -F raw b.qcow2",
+        qemu-img create -q -f qcow2 -b s.raw -F raw b.qcow2
+        qemu-img create -q -f raw small.raw 512k",
         "errors",
     );
     let before = common::read(&d.join("s.raw"));

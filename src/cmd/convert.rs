@@ -234,6 +234,20 @@ pub fn run(args: &ConvertArgs) -> Result<()> {
                     e,
                 )
             })?;
+        // qemu-img checks the existing target's size (a file's length, a
+        // device's size) before it writes anything.
+        let target_size = match crate::image::target::device_size_at(&path) {
+            Some(size) => size,
+            None => file
+                .metadata()
+                .map_err(|e| Error::io(format!("Could not open '{output}'"), e))?
+                .len(),
+        };
+        if target_size < total {
+            return Err(Error::Failed(
+                "output file is smaller than input file".to_string(),
+            ));
+        }
         let flush = file.try_clone();
         fill(file, args.target_is_zero)?;
         if let Ok(f) = flush
