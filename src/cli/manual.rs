@@ -285,6 +285,40 @@ of FILENAME) are opened to describe the chain (--backing-chain) and a vmdk's ext
     },
 ];
 
+/// `diskforge register` side by side with `openstack image create` (the
+/// README's table, briefly).
+const REGISTER_VS_OPENSTACK: &[Block] = &[
+    Item(
+        "Same",
+        "--file FILE NAME, --id, --min-disk, --min-ram, --public, --private, --community, \
+--shared, --protected, --unprotected, --property KEY=VALUE, --tag, --progress, -f and -c, -v, \
+--debug, -q, and the --os-* authentication flags (--os-cloud, --os-auth-url, --os-auth-type, \
+--os-token, --os-username, --os-password, --os-project-name, --os-project-id, the domain names, \
+--os-region-name, --os-interface, --os-application-credential-*, --os-cacert, --os-cert, \
+--os-key, --insecure) with their OS_* variables.",
+    ),
+    Item(
+        "Different",
+        "The positional is the image file unless --file is given (then it is the name, as in \
+openstack). --disk-format defaults to the format detected in the file, not raw, and is checked \
+against it. --container-format (default bare) is not limited to a list: the registry judges it. \
+The progress bar is on by default on a terminal. --api glance-v2|glance-v1|ims stands for \
+--os-image-api-version.",
+    ),
+    Item(
+        "Missing",
+        "Image data on stdin, --size, --project and --project-domain, --import, --volume and \
+--force, --sign-key-path and --sign-cert-id, the table and json options (--noindent, --prefix, \
+--max-width, --fit-width, --print-empty).",
+    ),
+    Item(
+        "diskforge only",
+        "--name, --visibility, --upload, --force-disk-format, --os-version (IMS), \
+--os-image-url (as the glance client names it), --keep-on-failure, --dry-run, --output, \
+--timeout, --retries.",
+    ),
+];
+
 const REGISTER_PAGE: &[Section] = &[
     Section {
         title: "EXIT STATUS",
@@ -329,6 +363,10 @@ sent), missing credentials.",
                 "diskforge register --dry-run --os-image-url http://glance:9292 --os-token x disk.qcow2",
             ),
         ],
+    },
+    Section {
+        title: "COMPARED WITH OPENSTACK IMAGE CREATE",
+        blocks: REGISTER_VS_OPENSTACK,
     },
     Section {
         title: "SEE ALSO",
