@@ -9,72 +9,19 @@
 
 mod common;
 
-use common::{diskforge_bin, qemu_img, qemu_io, tempdir};
+use common::{Limited, qemu_img, qemu_io, tempdir};
 use std::fs::File;
 use std::os::unix::fs::FileExt;
-use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-/// The address-space limit every run gets.
-const ADDRESS_SPACE: u64 = 256 << 20;
 /// Longer than any honest run takes, even in a debug build on a busy
 /// machine.
 const TIME_LIMIT: Duration = Duration::from_secs(60);
 
-struct Limited {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-/// Runs diskforge with `args` in `dir` under the address-space and time
-/// limits. Panics on a hang or a death by signal.
+/// Runs diskforge under the address-space and time limits.
 fn run_limited(dir: &Path, args: &[&str]) -> Limited {
-    let out_path = dir.join(".stdout");
-    let err_path = dir.join(".stderr");
-    let mut cmd = Command::new(diskforge_bin());
-    cmd.args(args)
-        .current_dir(dir)
-        .stdin(Stdio::null())
-        .stdout(File::create(&out_path).unwrap())
-        .stderr(File::create(&err_path).unwrap());
-    // SAFETY: setrlimit is async-signal-safe; nothing else runs in the
-    // child between fork and exec.
-    unsafe {
-        cmd.pre_exec(|| {
-            let lim = libc::rlimit {
-                rlim_cur: ADDRESS_SPACE as libc::rlim_t,
-                rlim_max: ADDRESS_SPACE as libc::rlim_t,
-            };
-            if libc::setrlimit(libc::RLIMIT_AS, &lim) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    let mut child = cmd.spawn().expect("spawn diskforge");
-    let start = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if start.elapsed() > TIME_LIMIT {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("diskforge {args:?} hung (killed after {TIME_LIMIT:?})");
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    };
-    let code = status
-        .code()
-        .unwrap_or_else(|| panic!("diskforge {args:?} died by a signal: {status:?}"));
-    Limited {
-        code,
-        stdout: String::from_utf8_lossy(&std::fs::read(&out_path).unwrap()).into_owned(),
-        stderr: String::from_utf8_lossy(&std::fs::read(&err_path).unwrap()).into_owned(),
-    }
+    common::run_limited(dir, args, TIME_LIMIT)
 }
 
 /// Checks a failed run: `code` as expected, nothing on stdout (map) and

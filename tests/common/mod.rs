@@ -128,3 +128,64 @@ pub fn first_difference(a: &[u8], b: &[u8]) -> Option<usize> {
     }
     a.iter().zip(b).position(|(x, y)| x != y)
 }
+
+/// The address-space limit every run gets.
+const ADDRESS_SPACE: u64 = 256 << 20;
+/// What a limited run left: its exit status and its output.
+pub struct Limited {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs diskforge with `args` in `dir` under the address-space limit and
+/// `time_limit` (hostile-input tests). Panics on a hang or a death by
+/// signal.
+pub fn run_limited(dir: &Path, args: &[&str], time_limit: std::time::Duration) -> Limited {
+    use std::os::unix::process::CommandExt;
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+    let out_path = dir.join(".stdout");
+    let err_path = dir.join(".stderr");
+    let mut cmd = Command::new(diskforge_bin());
+    cmd.args(args)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&out_path).unwrap())
+        .stderr(std::fs::File::create(&err_path).unwrap());
+    // SAFETY: setrlimit is async-signal-safe; nothing else runs in the
+    // child between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            let lim = libc::rlimit {
+                rlim_cur: ADDRESS_SPACE as libc::rlim_t,
+                rlim_max: ADDRESS_SPACE as libc::rlim_t,
+            };
+            if libc::setrlimit(libc::RLIMIT_AS, &lim) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().expect("spawn diskforge");
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if start.elapsed() > time_limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("diskforge {args:?} hung (killed after {time_limit:?})");
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    };
+    let code = status
+        .code()
+        .unwrap_or_else(|| panic!("diskforge {args:?} died by a signal: {status:?}"));
+    Limited {
+        code,
+        stdout: String::from_utf8_lossy(&std::fs::read(&out_path).unwrap()).into_owned(),
+        stderr: String::from_utf8_lossy(&std::fs::read(&err_path).unwrap()).into_owned(),
+    }
+}
