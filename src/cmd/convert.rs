@@ -8,10 +8,9 @@ use crate::error::{Error, Result};
 use crate::format::Format;
 use crate::format::create_ctx::CreateContext;
 use crate::image::Chain;
-use crate::image::convert::{Settings, Sink, Source};
+use crate::image::convert::{Settings, Source};
 use crate::options::{Options, check_option_list};
 use std::fs::File;
-use std::os::unix::fs::FileExt;
 
 /// qemu-img's largest `-S` (16 MiB).
 const MAX_SPARSE: u64 = 16 << 20;
@@ -37,53 +36,6 @@ impl Progress {
             self.last = current;
             let _ = super::emit(format!("    ({current:3.2}/100%)\r").as_bytes());
         }
-    }
-}
-
-/// A raw target written with pwrite.
-struct RawSink {
-    file: File,
-    name: String,
-    /// The target reads as zeros: zero areas need no write.
-    zeroed: bool,
-}
-
-impl Sink for RawSink {
-    fn write(&mut self, offset: u64, data: &[u8]) -> Result<()> {
-        self.file.write_all_at(data, offset).map_err(|e| {
-            Error::io(
-                format!("error while writing at byte {offset} of {}", self.name),
-                e,
-            )
-        })
-    }
-
-    fn write_zeroes(&mut self, offset: u64, len: u64) -> Result<()> {
-        if self.zeroed || len == 0 {
-            return Ok(());
-        }
-        use std::os::fd::AsRawFd;
-        // SAFETY: fallocate on a descriptor this sink owns; no memory is
-        // passed.
-        let punched = unsafe {
-            libc::fallocate(
-                self.file.as_raw_fd(),
-                libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
-                offset as libc::off_t,
-                len as libc::off_t,
-            )
-        } == 0;
-        if punched {
-            return Ok(());
-        }
-        let zeros = vec![0u8; len.min(crate::image::convert::CHUNK) as usize];
-        let mut done = 0;
-        while done < len {
-            let n = (len - done).min(zeros.len() as u64) as usize;
-            self.write(offset + done, &zeros[..n])?;
-            done += n as u64;
-        }
-        Ok(())
     }
 }
 
@@ -168,12 +120,6 @@ pub fn run(args: &ConvertArgs) -> Result<()> {
     let out_name = args.output_format.as_deref().unwrap_or("raw");
     let out_format = Format::from_name(out_name)
         .ok_or_else(|| Error::Failed(format!("Unknown file format '{out_name}'")))?;
-    if out_format != Format::Raw {
-        return Err(Error::Failed(format!(
-            "convert to '{}' is not implemented yet (this diskforge converts to: raw)",
-            out_format.name()
-        )));
-    }
     for arg in &args.options {
         check_option_list(arg).map_err(|e| Error::Usage(e.to_string()))?;
     }
@@ -206,17 +152,21 @@ pub fn run(args: &ConvertArgs) -> Result<()> {
         } else {
             0
         };
-        let mut sink = RawSink {
-            file,
-            name: output.clone(),
-            zeroed,
-        };
+        let mut writer = crate::format::writer::open(
+            out_format,
+            crate::format::writer::Target {
+                file,
+                name: output,
+                zeroed,
+            },
+        )?;
         let mut report = |done: u64| {
             if to_copy > 0 {
                 progress.set((100.0 * done as f64 / to_copy as f64) as f32);
             }
         };
-        crate::image::convert::convert(&srcs, settings, &mut sink, &mut report)?;
+        crate::image::convert::convert(&srcs, settings, writer.as_mut(), &mut report)?;
+        writer.finish()?;
         progress.set(100.0);
         if progress.enabled {
             super::emit(b"\n")?;
@@ -248,15 +198,7 @@ pub fn run(args: &ConvertArgs) -> Result<()> {
                 "output file is smaller than input file".to_string(),
             ));
         }
-        let flush = file.try_clone();
-        fill(file, args.target_is_zero)?;
-        if let Ok(f) = flush
-            && let Err(e) = f.sync_all()
-            && e.raw_os_error() != Some(libc::EINVAL)
-        {
-            return Err(Error::io(format!("Could not flush '{output}'"), e));
-        }
-        return Ok(());
+        return fill(file, args.target_is_zero);
     }
     let mut opts = Options::new(crate::format::create_options(out_format), true);
     opts.parse(&args.options)

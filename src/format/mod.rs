@@ -13,6 +13,7 @@ pub mod raw;
 pub mod vdi;
 pub mod vmdk;
 pub mod vpc;
+pub mod writer;
 
 use crate::error::Result;
 use crate::format::create_ctx::CreateContext;

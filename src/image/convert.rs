@@ -2,7 +2,7 @@
 //! chain (sources concatenated in guest order) and cuts data extents into
 //! chunks of at most 2 MiB; worker threads read the chunks with pread and
 //! find the zero runs at the sparse granularity; the calling thread puts
-//! the chunks back in guest order and hands them to a [`Sink`]. Buffers
+//! the chunks back in guest order and hands them to an [`ImageWriter`]. Buffers
 //! come from a fixed pool (two per worker), so memory is bounded however
 //! large the image is. Zero and unallocated extents are never read.
 
@@ -14,13 +14,29 @@ use std::sync::mpsc;
 /// The largest chunk read at once (qemu-img's buffer size).
 pub const CHUNK: u64 = 2 << 20;
 
-/// Where converted guest bytes go, in guest order.
-pub trait Sink {
+/// A new image filled in guest order: the convert target. Each format's
+/// writer lives in `format/<fmt>/writer.rs`; [`crate::format::writer`]
+/// picks one. The engine calls `write`/`write_zeroes` (and
+/// `write_compressed` with `-c`) with offsets that only grow; the command
+/// calls `finish` once after the last write.
+pub trait ImageWriter: Send {
     /// Writes `data` at guest offset `offset`.
     fn write(&mut self, offset: u64, data: &[u8]) -> Result<()>;
     /// Makes `[offset, offset + len)` read as zeros (nothing to do on a
     /// target known to be zero).
     fn write_zeroes(&mut self, offset: u64, len: u64) -> Result<()>;
+    /// Writes one cluster (or grain) of guest data at `offset`, already
+    /// compressed by the engine (`packed`), for formats that store
+    /// compressed clusters.
+    fn write_compressed(&mut self, offset: u64, packed: &[u8]) -> Result<()> {
+        let _ = (offset, packed);
+        Err(Error::Failed(
+            "Compression not supported for this file format".to_string(),
+        ))
+    }
+    /// Completes the image (tables, refcounts, footer, end-of-stream
+    /// marker) and flushes it.
+    fn finish(self: Box<Self>) -> Result<()>;
 }
 
 /// One source image: a chain and its name (for messages).
@@ -183,7 +199,7 @@ enum Slot {
 pub fn convert(
     sources: &[Source],
     settings: Settings,
-    sink: &mut dyn Sink,
+    sink: &mut dyn ImageWriter,
     progress: &mut dyn FnMut(u64),
 ) -> Result<()> {
     let workers = settings.workers.max(1);
@@ -238,7 +254,7 @@ fn drive(
     pool_size: usize,
     job_tx: mpsc::Sender<Job>,
     done_rx: &mpsc::Receiver<Result<Done>>,
-    sink: &mut dyn Sink,
+    sink: &mut dyn ImageWriter,
     progress: &mut dyn FnMut(u64),
 ) -> Result<()> {
     let mut planner = Planner::new(sources);

@@ -2,6 +2,7 @@
 
 pub mod inspect;
 pub mod map;
+pub mod writer;
 
 pub use inspect::inspect;
 
