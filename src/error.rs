@@ -3,7 +3,7 @@
 //! (two where qemu-img adds a hint line). A name taken from a file or a
 //! command line goes into a message through [`crate::name::escape`].
 
-use crate::name::{escape, escape_path};
+use crate::name::{escape, escape_path, of_path};
 use std::path::Path;
 use thiserror::Error;
 
@@ -24,6 +24,102 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// A failure opening or reading an image file: which file, which
+    /// operation, at which offset, and why (see [`ImageError`]).
+    #[error("{0}")]
+    Image(Box<ImageError>),
+}
+
+/// What was being done to an image file when it failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    /// Opening the image: the host file, then the format's checks.
+    Open,
+    /// Reading `len` bytes (at the error's offset).
+    Read { len: u64 },
+}
+
+/// Why an image file failed.
+#[derive(Debug)]
+pub enum Cause {
+    /// The host refused the open or the read.
+    Io(std::io::Error),
+    /// The host file is not a regular file or device (qemu's `file`
+    /// driver refuses it).
+    NotRegular,
+    /// The image is not acceptable: the format driver's own words.
+    Invalid(String),
+    /// A file the image names (a vmdk extent) failed.
+    In(Box<ImageError>),
+}
+
+/// A structured image error. Its `Display` is qemu-img's wording: for
+/// [`Op::Open`] `Could not open 'FILE': REASON` (as `qemu-img info`
+/// reports a failed open), for a read `FILE: REASON`; [`reason`](Self::reason)
+/// is the part qemu's driver says, for callers that put their own
+/// context around it (`create -b`: `TARGET: REASON`).
+#[derive(Debug)]
+pub struct ImageError {
+    /// The file, as named to diskforge (carried bytes, unescaped).
+    pub file: String,
+    pub op: Op,
+    pub offset: Option<u64>,
+    pub cause: Cause,
+}
+
+impl ImageError {
+    /// What qemu's driver says, without the `Could not open 'FILE': `
+    /// that qemu-img puts before a failed open. A host open failure is
+    /// worded by qemu's `file` driver, which names the file itself.
+    pub fn reason(&self) -> String {
+        let file = escape(&self.file);
+        match (&self.op, &self.cause) {
+            (Op::Open, Cause::Io(e)) => format!("Could not open '{file}': {}", describe_io(e)),
+            (Op::Read { len }, Cause::Io(e)) => format!(
+                "Could not read {len} bytes at offset {}: {}",
+                self.offset.unwrap_or(0),
+                describe_io(e)
+            ),
+            (_, Cause::NotRegular) => {
+                format!("'file' driver requires '{file}' to be a regular file")
+            }
+            (_, Cause::Invalid(m)) => m.clone(),
+            (_, Cause::In(inner)) => inner.named(),
+        }
+    }
+
+    /// The reason with the file named: as is when the reason already
+    /// names it, else `FILE: REASON`.
+    pub fn named(&self) -> String {
+        match (&self.op, &self.cause) {
+            (Op::Open, Cause::Io(_) | Cause::NotRegular) => self.reason(),
+            _ => format!("{}: {}", escape(&self.file), self.reason()),
+        }
+    }
+}
+
+impl std::fmt::Display for ImageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.op {
+            Op::Open => write!(
+                f,
+                "Could not open '{}': {}",
+                escape(&self.file),
+                self.reason()
+            ),
+            Op::Read { .. } => f.write_str(&self.named()),
+        }
+    }
+}
+
+impl std::error::Error for ImageError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match &self.cause {
+            Cause::Io(e) => Some(e),
+            Cause::In(inner) => Some(inner.as_ref()),
+            _ => None,
+        }
+    }
 }
 
 /// The library's result type.
@@ -34,7 +130,7 @@ impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Usage(_) => 2,
-            Error::Failed(_) | Error::Io { .. } => 1,
+            Error::Failed(_) | Error::Io { .. } | Error::Image(_) => 1,
         }
     }
 
@@ -54,6 +150,61 @@ impl Error {
         Error::Failed(format!("{}: {message}", escape_path(path)))
     }
 
+    /// An image error about `file`.
+    pub fn image_error(file: &str, op: Op, offset: Option<u64>, cause: Cause) -> Self {
+        Error::Image(Box::new(ImageError {
+            file: file.to_string(),
+            op,
+            offset,
+            cause,
+        }))
+    }
+
+    /// The image `file` does not open: the format driver's `message`
+    /// (qemu-img: `Could not open 'FILE': message`).
+    pub fn image(file: &str, message: impl std::fmt::Display) -> Self {
+        Error::image_error(file, Op::Open, None, Cause::Invalid(message.to_string()))
+    }
+
+    /// [`Error::image`] for the file at `path`.
+    pub fn image_at(path: &Path, message: impl std::fmt::Display) -> Self {
+        Error::image(&of_path(path), message)
+    }
+
+    /// The host file `file` does not open (errno `e`).
+    pub fn open_io(file: &str, e: std::io::Error) -> Self {
+        Error::image_error(file, Op::Open, None, Cause::Io(e))
+    }
+
+    /// Reading `len` bytes at `offset` of `file` failed.
+    pub fn read_io(file: &str, offset: u64, len: u64, e: std::io::Error) -> Self {
+        Error::image_error(file, Op::Read { len }, Some(offset), Cause::Io(e))
+    }
+
+    /// This error, met while opening `file`: an image error about
+    /// another file (one `file` names) becomes [`Cause::In`], a bare
+    /// failure becomes `file`'s reason; an error about `file` itself and
+    /// usage errors are kept.
+    pub fn opening(self, file: &str) -> Self {
+        match self {
+            Error::Image(e) if e.file == file => Error::Image(e),
+            Error::Image(e) => Error::image_error(file, Op::Open, None, Cause::In(e)),
+            Error::Failed(m) => Error::image(file, m),
+            Error::Io { source, .. } => Error::image(file, describe_io(&source)),
+            usage => usage,
+        }
+    }
+
+    /// The message without the `Could not open 'FILE': ` qemu-img puts
+    /// before a failed open (see [`ImageError::reason`]).
+    pub fn reason(&self) -> String {
+        match self {
+            Error::Image(e) => e.reason(),
+            Error::Io { source, .. } => describe_io(source),
+            other => other.to_string(),
+        }
+    }
+
     /// Wraps an I/O error with what was being done.
     pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
         Error::Io {
@@ -69,7 +220,12 @@ impl Error {
 
     /// True when the error is the disk being full.
     pub fn is_no_space(&self) -> bool {
-        matches!(self, Error::Io { source, .. } if source.raw_os_error() == Some(libc::ENOSPC))
+        let enospc = |e: &std::io::Error| e.raw_os_error() == Some(libc::ENOSPC);
+        match self {
+            Error::Io { source, .. } => enospc(source),
+            Error::Image(e) => matches!(&e.cause, Cause::Io(io) if enospc(io)),
+            _ => false,
+        }
     }
 }
 

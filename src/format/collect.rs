@@ -13,7 +13,6 @@ use std::collections::HashSet;
 use std::fs::File;
 use std::io::Read;
 use std::os::unix::fs::MetadataExt;
-use std::path::Path;
 
 /// qemu's message when a file cannot be opened.
 fn open_failed(filename: &str, why: impl std::fmt::Display) -> Error {
@@ -137,7 +136,7 @@ pub fn collect(filename: &str, format: Option<Format>, share: bool) -> Result<Im
     };
     let _lock = lock_for_reading(filename, filename, fmt, share)?;
     let path = &path_of(filename);
-    let mut info = format::inspect(path, fmt).map_err(|e| reader_error(filename, path, e))?;
+    let mut info = format::inspect(path, fmt).map_err(|e| e.opening(filename))?;
     info.filename = filename.to_string();
     if info.format.is_empty() {
         info.format = fmt.name().to_string();
@@ -171,22 +170,6 @@ pub fn collect(filename: &str, format: Option<Format>, share: bool) -> Result<Im
     });
     info.children = children;
     Ok(info)
-}
-
-/// A reader's error as one `Could not open 'FILE': why` line.
-fn reader_error(filename: &str, path: &Path, e: Error) -> Error {
-    match e {
-        Error::Usage(m) => Error::Usage(m),
-        Error::Io { source, .. } => open_failed(filename, describe_io(&source)),
-        Error::Failed(m) => {
-            if m.starts_with("Could not open") {
-                return Error::Failed(m);
-            }
-            let prefix = format!("{}: ", crate::name::escape_path(path));
-            let why = m.strip_prefix(&prefix).unwrap_or(&m);
-            open_failed(filename, why)
-        }
-    }
 }
 
 /// `--backing-chain`: the image and every backing image below it, top

@@ -60,8 +60,8 @@ pub fn open_chain(filename: &str, format: Option<Format>, share: bool) -> Result
             return Ok(Chain { layers });
         };
         let in_backing = |e: Error| match e {
-            Error::Failed(m) => Error::Failed(format!(
-                "Could not open '{filename}': Could not open backing file: {m}"
+            Error::Failed(_) | Error::Image(_) => Error::Failed(format!(
+                "Could not open '{filename}': Could not open backing file: {e}"
             )),
             other => other,
         };

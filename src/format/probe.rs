@@ -128,13 +128,14 @@ pub fn is_vmdk(buf: &[u8]) -> bool {
 /// Detects an image's format from its first bytes, as qemu probes:
 /// anything unrecognised is raw.
 pub fn probe(path: &Path) -> Result<Format> {
-    let mut file = File::open(path).map_err(Error::io_at(path, "Could not open"))?;
+    let name = crate::name::of_path(path);
+    let mut file = File::open(path).map_err(|e| Error::open_io(&name, e))?;
     let mut buf = vec![0u8; PROBE_BYTES];
     let mut len = 0;
     while len < buf.len() {
         let n = file
             .read(&mut buf[len..])
-            .map_err(Error::io_at(path, "Could not read"))?;
+            .map_err(|e| Error::read_io(&name, len as u64, (PROBE_BYTES - len) as u64, e))?;
         if n == 0 {
             break;
         }

@@ -131,10 +131,10 @@ pub fn read_image(path: &Path) -> Result<QcowImage> {
     let (file, len, buf) = crate::image::file::read_fixed_header::<HEADER_BYTES>(path, "qcow")?;
     let h = QcowHeader::parse(&buf);
     if h.magic != QCOW_MAGIC {
-        return Err(Error::failed_at(path, "Image not in qcow format"));
+        return Err(Error::image_at(path, "Image not in qcow format"));
     }
     if h.version != QCOW_VERSION {
-        return Err(Error::failed_at(
+        return Err(Error::image_at(
             path,
             format!(
                 "qcow (v{QCOW_VERSION}) does not support qcow version {}{}",
@@ -148,25 +148,25 @@ pub fn read_image(path: &Path) -> Result<QcowImage> {
         ));
     }
     if h.size <= 1 {
-        return Err(Error::failed_at(
+        return Err(Error::image_at(
             path,
             "Image size is too small (must be at least 2 bytes)",
         ));
     }
     if !CLUSTER_BITS_RANGE.contains(&h.cluster_bits) {
-        return Err(Error::failed_at(
+        return Err(Error::image_at(
             path,
             "Cluster size must be between 512 and 64k",
         ));
     }
     if !L2_BITS_RANGE.contains(&h.l2_bits) {
-        return Err(Error::failed_at(
+        return Err(Error::image_at(
             path,
             "L2 table size must be between 512 and 64k",
         ));
     }
     if h.crypt_method != CRYPT_NONE && h.crypt_method != CRYPT_AES {
-        return Err(Error::failed_at(
+        return Err(Error::image_at(
             path,
             "invalid encryption method in qcow header",
         ));
@@ -174,12 +174,12 @@ pub fn read_image(path: &Path) -> Result<QcowImage> {
     match h.l1_size() {
         Some(n) if n <= (i32::MAX as u64) / 8 => {}
         _ => {
-            return Err(Error::failed_at(path, "Image too large"));
+            return Err(Error::image_at(path, "Image too large"));
         }
     }
     let backing_file = if h.backing_file_offset != 0 {
         if h.backing_file_size > MAX_BACKING_FILE_SIZE {
-            return Err(Error::failed_at(path, "Backing file name too long"));
+            return Err(Error::image_at(path, "Backing file name too long"));
         }
         // Like qemu, bytes past the end of the file read as zeros.
         let mut name = vec![0u8; h.backing_file_size as usize];

@@ -167,7 +167,7 @@ pub fn read_header(path: &Path) -> Result<VdiHeader> {
     let (_file, _len, buf) = crate::image::file::read_fixed_header::<HEADER_BYTES>(path, "VDI")?;
     let mut h = VdiHeader::parse(&buf);
     if h.disk_size > VDI_DISK_SIZE_MAX {
-        return Err(Error::failed_at(
+        return Err(Error::image_at(
             path,
             format!(
                 "Unsupported VDI image size (size is 0x{:x}, max supported is 0x{VDI_DISK_SIZE_MAX:x})",
@@ -179,9 +179,9 @@ pub fn read_header(path: &Path) -> Result<VdiHeader> {
     // accepted, rounded up to a sector (cannot overflow: bounded above).
     h.disk_size = round_to_sector(h.disk_size);
     let unsupported =
-        |what: String| Error::failed_at(path, format!("unsupported VDI image ({what})"));
+        |what: String| Error::image_at(path, format!("unsupported VDI image ({what})"));
     if h.signature != VDI_SIGNATURE {
-        return Err(Error::failed_at(
+        return Err(Error::image_at(
             path,
             format!(
                 "Image not in VDI format (bad signature {:08x})",

@@ -308,19 +308,19 @@ pub fn read_image(path: &Path) -> Result<VpcImage> {
     let mut fixed = false;
     if &buf[..VHD_COOKIE.len()] != VHD_COOKIE {
         if sector_len < FOOTER_BYTES as u64 {
-            return Err(Error::failed_at(path, "File too small for a VHD header"));
+            return Err(Error::image_at(path, "File too small for a VHD header"));
         }
         let at = sector_len - FOOTER_BYTES as u64;
         read_zero_filled(&file, path, &mut buf, at, "Could not read")?;
         let footer = Footer::parse(&buf);
         if &footer.cookie != VHD_COOKIE || footer.disk_type != DISK_TYPE_FIXED {
-            return Err(Error::failed_at(path, "invalid VPC image"));
+            return Err(Error::image_at(path, "invalid VPC image"));
         }
         fixed = true;
     }
     let footer = Footer::parse(&buf);
     if footer.checksum != footer::footer_checksum(&buf) {
-        return Err(Error::failed_at(path, "Incorrect header checksum"));
+        return Err(Error::image_at(path, "Incorrect header checksum"));
     }
     let mut sectors = footer.geometry.total_sectors();
     if !footer.size_from_geometry() || sectors == CHS_MAX_GEOMETRY {
@@ -328,12 +328,9 @@ pub fn read_image(path: &Path) -> Result<VpcImage> {
     }
     if sectors > VHD_MAX_SECTORS {
         // qemu sets no message here: the open fails with EFBIG.
-        return Err(Error::failed_at(
-            path,
-            format!(
-                "Could not open '{}': File too large",
-                crate::name::escape_path(path)
-            ),
+        return Err(Error::open_io(
+            &crate::name::of_path(path),
+            std::io::Error::from_raw_os_error(libc::EFBIG),
         ));
     }
     let virtual_size = sectors * VHD_SECTOR_SIZE;
@@ -360,31 +357,31 @@ fn read_dynamic(
 ) -> Result<DynamicHeader> {
     let at = footer.data_offset;
     if read_refused(at, DYNAMIC_HEADER_BYTES as u64) {
-        return Err(Error::failed_at(path, "Error reading dynamic VHD header"));
+        return Err(Error::image_at(path, "Error reading dynamic VHD header"));
     }
     let mut buf = [0u8; DYNAMIC_HEADER_PREFIX];
     read_zero_filled(file, path, &mut buf, at, "Error reading dynamic VHD header")?;
     let h = DynamicHeader::parse(&buf);
     if &h.cookie != DYNAMIC_COOKIE {
-        return Err(Error::failed_at(path, "Invalid header magic"));
+        return Err(Error::image_at(path, "Invalid header magic"));
     }
     let block_size = u64::from(h.block_size);
     if !h.block_size.is_power_of_two() || block_size < VHD_SECTOR_SIZE {
-        return Err(Error::failed_at(
+        return Err(Error::image_at(
             path,
             format!("Invalid block size {}", h.block_size),
         ));
     }
     if virtual_size / block_size > u64::from(u32::MAX) {
-        return Err(Error::failed_at(path, "Too many blocks"));
+        return Err(Error::image_at(path, "Too many blocks"));
     }
     let entries = u64::from(h.max_table_entries);
     if entries * block_size < virtual_size {
-        return Err(Error::failed_at(path, "Page table too small"));
+        return Err(Error::image_at(path, "Page table too small"));
     }
     if entries > (i32::MAX / 4) as u64 {
         // qemu prints the count as a signed 32-bit number.
-        return Err(Error::failed_at(
+        return Err(Error::image_at(
             path,
             format!(
                 "Max Table Entries too large ({})",
@@ -395,7 +392,7 @@ fn read_dynamic(
     let table_offset = h.table_offset;
     let table_bytes = entries * 4;
     if read_refused(table_offset, table_bytes) {
-        return Err(Error::failed_at(path, "Error reading pagetable"));
+        return Err(Error::image_at(path, "Error reading pagetable"));
     }
     // Where the next block would go: after the BAT and after every
     // allocated block (its sector bitmap, then its data).
@@ -429,7 +426,7 @@ fn read_dynamic(
         done += n;
     }
     if free_data_block_offset > round_to_sector(len) {
-        return Err(Error::failed_at(
+        return Err(Error::image_at(
             path,
             "block-vpc: free_data_block_offset points after the end of file. The image has been truncated.",
         ));
