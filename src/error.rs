@@ -182,12 +182,14 @@ impl Error {
     }
 
     /// This error, met while opening `file`: an image error about
-    /// another file (one `file` names) becomes [`Cause::In`], a bare
-    /// failure becomes `file`'s reason; an error about `file` itself and
-    /// usage errors are kept.
+    /// another file (one `file` names) becomes [`Cause::In`], a failed
+    /// read or a bare failure becomes `file`'s reason; an open error
+    /// about `file` itself and usage errors are kept.
     pub fn opening(self, file: &str) -> Self {
         match self {
-            Error::Image(e) if e.file == file => Error::Image(e),
+            Error::Image(e) if e.file == file && e.op == Op::Open => Error::Image(e),
+            // A read that failed while the image was being opened.
+            Error::Image(e) if e.file == file => Error::image(file, e.reason()),
             Error::Image(e) => Error::image_error(file, Op::Open, None, Cause::In(e)),
             Error::Failed(m) => Error::image(file, m),
             Error::Io { source, .. } => Error::image(file, describe_io(&source)),

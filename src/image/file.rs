@@ -224,38 +224,3 @@ impl HostFile {
         clamp(true, (hole - start) as u64)
     }
 }
-
-/// Opens `path` and reads its fixed-size header of `N` bytes, as qemu's
-/// block layer reads: past the end of the file (a short or empty file)
-/// the header reads as zeros, and the format's own checks judge it.
-/// Returns the open file (for further reads), its length and the header.
-pub fn read_fixed_header<const N: usize>(
-    path: &std::path::Path,
-    what: &str,
-) -> Result<(File, u64, [u8; N])> {
-    use std::os::unix::fs::FileExt;
-    let file = File::open(path).map_err(Error::io_at(path, "Could not open"))?;
-    let len = file
-        .metadata()
-        .map_err(Error::io_at(path, "Could not open"))?
-        .len();
-    let mut buf = [0u8; N];
-    let mut done = 0;
-    while done < N {
-        match file.read_at(&mut buf[done..], done as u64) {
-            Ok(0) => break,
-            Ok(n) => done += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => {
-                return Err(Error::io(
-                    format!(
-                        "{}: Could not read the {what} header",
-                        crate::name::escape_path(path)
-                    ),
-                    e,
-                ));
-            }
-        }
-    }
-    Ok((file, len, buf))
-}

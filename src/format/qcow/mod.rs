@@ -11,6 +11,7 @@ pub mod map;
 use crate::error::{Error, Result};
 use crate::format::create_ctx::{CreateContext, Prealloc};
 use crate::format::raw::{SECTOR_SIZE, round_to_sector, write_zeros};
+use crate::image::HostFile;
 use crate::options::{OptDesc, OptType, SIZE_OPTION};
 use crate::qapi::ImageInfo;
 use header::{
@@ -128,7 +129,9 @@ pub struct QcowImage {
 /// checks and messages. Every header field is untrusted; the L1 table
 /// (which qemu loads) is not needed and not read.
 pub fn read_image(path: &Path) -> Result<QcowImage> {
-    let (file, len, buf) = crate::image::file::read_fixed_header::<HEADER_BYTES>(path, "qcow")?;
+    let file = HostFile::open_path(path)?;
+    let mut buf = [0u8; HEADER_BYTES];
+    file.read_at(0, &mut buf)?;
     let h = QcowHeader::parse(&buf);
     if h.magic != QCOW_MAGIC {
         return Err(Error::image_at(path, "Image not in qcow format"));
@@ -182,12 +185,7 @@ pub fn read_image(path: &Path) -> Result<QcowImage> {
             return Err(Error::image_at(path, "Backing file name too long"));
         }
         // Like qemu, bytes past the end of the file read as zeros.
-        let mut name = vec![0u8; h.backing_file_size as usize];
-        let available = len
-            .saturating_sub(h.backing_file_offset)
-            .min(name.len() as u64) as usize;
-        file.read_exact_at(&mut name[..available], h.backing_file_offset)
-            .map_err(Error::io_at(path, "Could not read the backing file name"))?;
+        let name = file.read_vec(h.backing_file_offset, h.backing_file_size as usize)?;
         let end = name.iter().position(|&b| b == 0).unwrap_or(name.len());
         Some(crate::name::from_bytes(&name[..end]))
     } else {

@@ -14,6 +14,7 @@ pub mod map;
 use crate::error::{Error, Result};
 use crate::format::create_ctx::{CreateContext, Prealloc};
 use crate::format::raw::round_to_sector;
+use crate::image::HostFile;
 use crate::options::{OptDesc, OptType, SIZE_OPTION};
 use crate::qapi::ImageInfo;
 use header::{
@@ -164,7 +165,8 @@ fn fill_random(buf: &mut [u8]) {
 /// untrusted; nothing is allocated or looped over by a header field (the
 /// block map, which qemu loads whole, is not needed here).
 pub fn read_header(path: &Path) -> Result<VdiHeader> {
-    let (_file, _len, buf) = crate::image::file::read_fixed_header::<HEADER_BYTES>(path, "VDI")?;
+    let mut buf = [0u8; HEADER_BYTES];
+    HostFile::open_path(path)?.read_at(0, &mut buf)?;
     let mut h = VdiHeader::parse(&buf);
     if h.disk_size > VDI_DISK_SIZE_MAX {
         return Err(Error::image_at(

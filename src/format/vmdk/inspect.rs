@@ -13,10 +13,10 @@ use super::header::{
     SparseExtentHeader, VMDK3_MAGIC,
 };
 use crate::error::{Error, Result};
-use crate::name::{escape, escape_path, from_bytes, of_path, path_of};
+use crate::image::HostFile;
+use crate::name::{escape, from_bytes, of_path, path_of};
 use crate::qapi::{ChildInfo, FormatSpecific, ImageInfo, VmdkSpecific};
-use std::fs::File;
-use std::os::unix::fs::{FileExt, MetadataExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 /// qemu reads at most this much of a descriptor ("avoid unbounded
@@ -104,76 +104,36 @@ fn invalid_argument(path: &Path) -> Error {
 
 /// Reads `len` bytes at `offset`; past the end of the file reads as zeros
 /// (as qemu's file driver does). `len` is bounded by the callers.
-fn read_zero_filled(file: &File, path: &Path, offset: u64, len: usize) -> Result<Vec<u8>> {
-    let mut buf = vec![0u8; len];
-    let mut done = 0;
-    while done < len {
-        match file.read_at(&mut buf[done..], offset.saturating_add(done as u64)) {
-            Ok(0) => break,
-            Ok(n) => done += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => {
-                return Err(Error::io(
-                    format!("{}: Could not read", escape_path(path)),
-                    e,
-                ));
-            }
-        }
-    }
-    Ok(buf)
+fn read_zero_filled(file: &HostFile, offset: u64, len: usize) -> Result<Vec<u8>> {
+    file.read_vec(offset, len)
 }
 
-struct Opened {
-    file: File,
-    len: u64,
-}
-
-/// Opens a file for reading without blocking (a FIFO named by a hostile
-/// descriptor must not hang the reader); directories and FIFOs/sockets
-/// are refused.
-fn open(path: &Path) -> Result<Opened> {
-    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK)
-        .open(path)
-        .map_err(|e| Error::open_io(&of_path(path), e))?;
-    let meta = file
-        .metadata()
-        .map_err(Error::io_at(path, "Could not access file"))?;
-    if meta.is_dir() {
-        return Err(Error::image_at(path, "Is a directory"));
-    }
-    let ft = meta.file_type();
-    if ft.is_fifo() || ft.is_socket() {
-        return Err(Error::image_at(path, "not a regular file or block device"));
-    }
-    Ok(Opened {
-        file,
-        len: meta.len(),
-    })
+/// Opens a file for reading through [`HostFile`] (a FIFO named by a
+/// hostile descriptor is refused, never waited on).
+fn open(path: &Path) -> Result<HostFile> {
+    HostFile::open_path(path)
 }
 
 /// qemu's `vmdk_read_desc`: the start of a file (at most 1 MiB), which
 /// must be at least 4 bytes long.
-fn read_head(o: &Opened, path: &Path, offset: u64) -> Result<Vec<u8>> {
+fn read_head(o: &HostFile, path: &Path, offset: u64) -> Result<Vec<u8>> {
     read_start(o, path, offset, MAX_DESCRIPTOR_READ)
 }
 
 /// The first sector of a file (enough for a sparse header), with the same
 /// size check as [`read_head`].
-fn read_sector0(o: &Opened, path: &Path) -> Result<Vec<u8>> {
+fn read_sector0(o: &HostFile, path: &Path) -> Result<Vec<u8>> {
     read_start(o, path, 0, SECTOR_SIZE)
 }
 
-fn read_start(o: &Opened, path: &Path, offset: u64, max: u64) -> Result<Vec<u8>> {
-    if o.len < 4 {
+fn read_start(o: &HostFile, path: &Path, offset: u64, max: u64) -> Result<Vec<u8>> {
+    if o.len() < 4 {
         return Err(Error::image_at(
             path,
             "File is too small, not a valid image",
         ));
     }
-    read_zero_filled(&o.file, path, offset, o.len.min(max) as usize)
+    read_zero_filled(o, offset, o.len().min(max) as usize)
 }
 
 fn is_sparse_magic(head: &[u8]) -> bool {
@@ -220,7 +180,7 @@ pub fn inspect_image(path: &Path) -> Result<VmdkImage> {
             "Could not refresh total sector count: File too large",
         ));
     }
-    let window = read_zero_filled(&o.file, path, desc_offset, DESC_WINDOW as usize)?;
+    let window = read_zero_filled(&o, desc_offset, DESC_WINDOW as usize)?;
     let parent_file_name_hint = match find_quoted(&window, b"parentFileNameHint", MAX_BACKING_NAME)
     {
         Ok([]) => None,
@@ -251,8 +211,8 @@ enum Sparse {
 
 /// Opens a sparse extent whose first bytes are `head` (qemu's
 /// `vmdk_open_sparse`). `top` allows the embedded-descriptor form.
-fn open_sparse(o: &Opened, path: &Path, name: &str, head: &[u8], top: bool) -> Result<Sparse> {
-    let file_sectors = o.len.div_ceil(SECTOR_SIZE);
+fn open_sparse(o: &HostFile, path: &Path, name: &str, head: &[u8], top: bool) -> Result<Sparse> {
+    let file_sectors = o.len().div_ceil(SECTOR_SIZE);
     if head.starts_with(&VMDK3_MAGIC) {
         let word = |i: usize| {
             let at = 4 + 4 * i;
@@ -370,12 +330,12 @@ fn check_extent(path: &Path, cluster_sectors: u64, l1_size: u64) -> Result<()> {
 /// The footer of a stream whose header says [`GD_AT_END`]: footer marker,
 /// footer (a second header), end-of-stream marker, in the last three
 /// sectors.
-fn read_footer(o: &Opened, path: &Path) -> Result<SparseExtentHeader> {
-    let end = o.len.div_ceil(SECTOR_SIZE) * SECTOR_SIZE;
+fn read_footer(o: &HostFile, path: &Path) -> Result<SparseExtentHeader> {
+    let end = o.len().div_ceil(SECTOR_SIZE) * SECTOR_SIZE;
     let start = end
         .checked_sub(3 * SECTOR_SIZE)
         .ok_or_else(|| Error::image_at(path, "Failed to read footer: file too short"))?;
-    let b = read_zero_filled(&o.file, path, start, 3 * SECTOR_SIZE as usize)?;
+    let b = read_zero_filled(o, start, 3 * SECTOR_SIZE as usize)?;
     let marker = |at: usize| {
         let mut m = [0u8; 16];
         m.copy_from_slice(&b[at..at + 16]);

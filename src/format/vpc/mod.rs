@@ -16,6 +16,7 @@ pub mod map;
 use crate::error::{Error, Result};
 use crate::format::create_ctx::{CreateContext, Prealloc};
 use crate::format::raw::round_to_sector;
+use crate::image::HostFile;
 use crate::options::{OptDesc, OptType, SIZE_OPTION};
 use crate::qapi::ImageInfo;
 use footer::{
@@ -25,7 +26,6 @@ use footer::{
     FEATURES_RESERVED, FOOTER_BYTES, Footer, Geometry, NO_DATA_OFFSET, VHD_BLOCK_SIZE,
     VHD_MAX_SECTORS, VHD_SECTOR_SIZE, VHD_TIMESTAMP_BASE, VHD_VERSION_1_0,
 };
-use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
@@ -269,49 +269,24 @@ fn read_refused(offset: u64, bytes: u64) -> bool {
     bytes > BDRV_REQUEST_MAX_BYTES || offset > BDRV_MAX_LENGTH || bytes > BDRV_MAX_LENGTH - offset
 }
 
-/// Reads `buf.len()` bytes at `offset`, zeros past the end of the file
-/// (as qemu's block layer reads).
-fn read_zero_filled(
-    file: &File,
-    path: &Path,
-    buf: &mut [u8],
-    offset: u64,
-    what: &str,
-) -> Result<()> {
-    buf.fill(0);
-    let mut done = 0;
-    while done < buf.len() {
-        match file.read_at(&mut buf[done..], offset + done as u64) {
-            Ok(0) => break,
-            Ok(n) => done += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(Error::io_at(path, what)(e)),
-        }
-    }
-    Ok(())
-}
-
 /// Opens the VHD at `path` as qemu's vpc driver does, with qemu's checks
 /// and messages: the footer copy at 0 (dynamic), else the footer at the
 /// end (fixed). Every header field is untrusted: the BAT is read in
 /// bounded pieces, and only the part inside the file.
 pub fn read_image(path: &Path) -> Result<VpcImage> {
-    let file = File::open(path).map_err(Error::io_at(path, "Could not open"))?;
-    let len = file
-        .metadata()
-        .map_err(Error::io_at(path, "Could not open"))?
-        .len();
+    let file = HostFile::open_path(path)?;
+    let len = file.len();
     // qemu's block layer sees the file's length rounded up to a sector.
     let sector_len = round_to_sector(len);
     let mut buf = [0u8; FOOTER_BYTES];
-    read_zero_filled(&file, path, &mut buf, 0, "Unable to read VHD header")?;
+    file.read_at(0, &mut buf)?;
     let mut fixed = false;
     if &buf[..VHD_COOKIE.len()] != VHD_COOKIE {
         if sector_len < FOOTER_BYTES as u64 {
             return Err(Error::image_at(path, "File too small for a VHD header"));
         }
         let at = sector_len - FOOTER_BYTES as u64;
-        read_zero_filled(&file, path, &mut buf, at, "Could not read")?;
+        file.read_at(at, &mut buf)?;
         let footer = Footer::parse(&buf);
         if &footer.cookie != VHD_COOKIE || footer.disk_type != DISK_TYPE_FIXED {
             return Err(Error::image_at(path, "invalid VPC image"));
@@ -350,7 +325,7 @@ pub fn read_image(path: &Path) -> Result<VpcImage> {
 /// qemu does (reads past the end of the file see zeros).
 fn read_dynamic(
     path: &Path,
-    file: &File,
+    file: &HostFile,
     len: u64,
     footer: &Footer,
     virtual_size: u64,
@@ -360,7 +335,7 @@ fn read_dynamic(
         return Err(Error::image_at(path, "Error reading dynamic VHD header"));
     }
     let mut buf = [0u8; DYNAMIC_HEADER_PREFIX];
-    read_zero_filled(file, path, &mut buf, at, "Error reading dynamic VHD header")?;
+    file.read_at(at, &mut buf)?;
     let h = DynamicHeader::parse(&buf);
     if &h.cookie != DYNAMIC_COOKIE {
         return Err(Error::image_at(path, "Invalid header magic"));
@@ -409,13 +384,7 @@ fn read_dynamic(
     while done < in_file {
         let n = (in_file - done).min(BAT_CHUNK_ENTRIES);
         let piece = &mut chunk[..(n * 4) as usize];
-        read_zero_filled(
-            file,
-            path,
-            piece,
-            table_offset + done * 4,
-            "Error reading pagetable",
-        )?;
+        file.read_at(table_offset + done * 4, piece)?;
         for e in piece.chunks_exact(4) {
             let entry = u32::from_be_bytes([e[0], e[1], e[2], e[3]]);
             if entry != BAT_UNALLOCATED {
