@@ -62,8 +62,11 @@ pub enum Cause {
 pub struct ImageError {
     /// The file, as named to diskforge (carried bytes, unescaped).
     pub file: String,
+    /// What was being done to it.
     pub op: Op,
+    /// Where in the file, when the failure is at an offset.
     pub offset: Option<u64>,
+    /// Why it failed.
     pub cause: Cause,
 }
 
@@ -238,5 +241,93 @@ pub fn describe_io(e: &std::io::Error) -> String {
     match s.rfind(" (os error ") {
         Some(i) if s.ends_with(')') => s[..i].to_string(),
         _ => s,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn io(errno: i32) -> std::io::Error {
+        std::io::Error::from_raw_os_error(errno)
+    }
+
+    #[test]
+    fn image_errors_read_as_qemu_img_words_them() {
+        let extent = || Error::image("ext.vmdk", "File is too small, not a valid image");
+        // (case, error, Display, reason)
+        let cases: Vec<(&str, Error, &str, &str)> = vec![
+            (
+                "host open failure (qemu's file driver names the file)",
+                Error::open_io("a.img", io(libc::ENOENT)),
+                "Could not open 'a.img': Could not open 'a.img': No such file or directory",
+                "Could not open 'a.img': No such file or directory",
+            ),
+            (
+                "not a regular file",
+                Error::image_error("d", Op::Open, None, Cause::NotRegular),
+                "Could not open 'd': 'file' driver requires 'd' to be a regular file",
+                "'file' driver requires 'd' to be a regular file",
+            ),
+            (
+                "format driver refuses the image",
+                Error::image("a.qcow", "Image not in qcow format"),
+                "Could not open 'a.qcow': Image not in qcow format",
+                "Image not in qcow format",
+            ),
+            (
+                "read failure",
+                Error::read_io("a.img", 4096, 512, io(libc::EIO)),
+                "a.img: Could not read 512 bytes at offset 4096: Input/output error",
+                "Could not read 512 bytes at offset 4096: Input/output error",
+            ),
+            (
+                "an extent the image names fails",
+                extent().opening("top.vmdk"),
+                "Could not open 'top.vmdk': ext.vmdk: File is too small, not a valid image",
+                "ext.vmdk: File is too small, not a valid image",
+            ),
+            (
+                "a missing extent",
+                Error::open_io("ext.vmdk", io(libc::ENOENT)).opening("top.vmdk"),
+                "Could not open 'top.vmdk': Could not open 'ext.vmdk': No such file or directory",
+                "Could not open 'ext.vmdk': No such file or directory",
+            ),
+            (
+                "a read failure while opening",
+                Error::read_io("a.img", 0, 512, io(libc::EIO)).opening("a.img"),
+                "Could not open 'a.img': Could not read 512 bytes at offset 0: Input/output error",
+                "Could not read 512 bytes at offset 0: Input/output error",
+            ),
+            (
+                "a bare failure while opening",
+                Error::Failed("Image is not in qcow2 format".into()).opening("a.img"),
+                "Could not open 'a.img': Image is not in qcow2 format",
+                "Image is not in qcow2 format",
+            ),
+            (
+                "an open failure of the image itself is kept",
+                Error::open_io("a.img", io(libc::EACCES)).opening("a.img"),
+                "Could not open 'a.img': Could not open 'a.img': Permission denied",
+                "Could not open 'a.img': Permission denied",
+            ),
+            (
+                "a control character in the name is escaped",
+                Error::image("a\nb", "bad"),
+                "Could not open 'a\\x0ab': bad",
+                "bad",
+            ),
+        ];
+        for (case, e, display, reason) in cases {
+            assert_eq!(e.to_string(), display, "{case}");
+            assert_eq!(e.reason(), reason, "{case}");
+            assert_eq!(e.exit_code(), 1, "{case}");
+        }
+    }
+
+    #[test]
+    fn no_space_is_seen_through_image_errors() {
+        assert!(Error::read_io("a", 0, 1, io(libc::ENOSPC)).is_no_space());
+        assert!(!Error::read_io("a", 0, 1, io(libc::EIO)).is_no_space());
     }
 }
