@@ -10,7 +10,7 @@ pub mod map;
 
 use crate::error::{Error, Result};
 use crate::format::create_ctx::{CreateContext, Prealloc};
-use crate::format::raw::{SECTOR_SIZE, round_to_sector, write_zeros};
+use crate::format::raw::{round_to_sector, write_zeros};
 use crate::image::HostFile;
 use crate::options::{OptDesc, OptType, SIZE_OPTION};
 use crate::qapi::ImageInfo;
@@ -212,7 +212,7 @@ pub fn inspect(path: &Path) -> Result<ImageInfo> {
     Ok(ImageInfo {
         filename: image_name,
         format: "qcow".to_string(),
-        virtual_size: h.size / SECTOR_SIZE * SECTOR_SIZE,
+        virtual_size: h.virtual_size(),
         cluster_size: Some(1u64 << h.cluster_bits),
         encrypted: (h.crypt_method == CRYPT_AES).then_some(true),
         dirty_flag: Some(false),
@@ -220,9 +220,4 @@ pub fn inspect(path: &Path) -> Result<ImageInfo> {
         full_backing_filename: full_backing,
         ..ImageInfo::default()
     })
-}
-
-/// The virtual size of the qcow image at `path`.
-pub fn virtual_size(path: &Path) -> Result<u64> {
-    Ok(inspect(path)?.virtual_size)
 }

@@ -88,7 +88,7 @@ pub(super) fn read_bitmaps(
         }
         v
     };
-    let virtual_size = h.size / 512 * 512;
+    let virtual_size = h.virtual_size();
     let mut out = Vec::new();
     let mut pos = 0usize;
     while pos < size {
@@ -222,7 +222,7 @@ fn check_bitmap_table(
     }
     // The table must have exactly one entry per cluster of the bitmap's
     // serialised form (one bit per granule, in whole 64-bit words).
-    let size = h.size / 512 * 512;
+    let size = h.virtual_size();
     let bits = size.div_ceil(1u64 << granularity_bits);
     let serialised = bits.div_ceil(64) * 8;
     if serialised.div_ceil(cluster_size) != u64::from(entries) {

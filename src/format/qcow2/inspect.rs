@@ -173,7 +173,7 @@ pub fn inspect_file(f: &HostFile) -> Result<ImageInfo> {
     Ok(ImageInfo {
         format: "qcow2".to_string(),
         // qemu keeps the size in whole sectors.
-        virtual_size: h.size / 512 * 512,
+        virtual_size: h.virtual_size(),
         cluster_size: Some(cluster_size),
         dirty_flag: Some(v3 && h.incompatible_features & INCOMPAT_DIRTY != 0),
         encrypted: (h.crypt_method != CRYPT_NONE).then_some(true),

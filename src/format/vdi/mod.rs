@@ -257,8 +257,3 @@ pub fn inspect(path: &Path) -> Result<ImageInfo> {
         ..ImageInfo::default()
     })
 }
-
-/// The virtual size of the vdi image at `path`.
-pub fn virtual_size(path: &Path) -> Result<u64> {
-    Ok(inspect(path)?.virtual_size)
-}

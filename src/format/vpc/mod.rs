@@ -417,8 +417,3 @@ pub fn inspect(path: &Path) -> Result<ImageInfo> {
         ..ImageInfo::default()
     })
 }
-
-/// The virtual size of the VHD at `path`.
-pub fn virtual_size(path: &Path) -> Result<u64> {
-    Ok(read_image(path)?.virtual_size)
-}
