@@ -524,3 +524,91 @@ fn deep_chains() {
     let r = run_limited(dir, &["compare", "c01000", "c00000"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
 }
+
+/// A file an image names (backing file, its backing, a data file, a vmdk
+/// extent) that does not open: `map` and `compare` print qemu-img's line,
+/// word for word.
+#[test]
+fn named_files_that_do_not_open() {
+    struct Case {
+        name: &'static str,
+        /// Run by /bin/sh in a fresh directory; makes `x.qcow2` or `x.vmdk`.
+        script: &'static str,
+        file: &'static str,
+    }
+    let cases = [
+        Case {
+            name: "missing backing file",
+            script: "qemu-img create -q -f qcow2 -u -b nob.qcow2 -F qcow2 x.qcow2 1M",
+            file: "x.qcow2",
+        },
+        Case {
+            name: "backing file not in its format",
+            script: "printf junkjunk > junk.img
+                     qemu-img create -q -f qcow2 -u -b junk.img -F qcow2 x.qcow2 1M",
+            file: "x.qcow2",
+        },
+        Case {
+            name: "backing file is a directory",
+            script: "mkdir d && qemu-img create -q -f qcow2 -u -b d -F qcow2 x.qcow2 1M",
+            file: "x.qcow2",
+        },
+        Case {
+            name: "backing image's extent missing",
+            script: "qemu-img create -q -f vmdk -o subformat=twoGbMaxExtentFlat v.vmdk 1M
+                     rm v-f001.vmdk
+                     qemu-img create -q -f qcow2 -u -b v.vmdk -F vmdk x.qcow2 1M",
+            file: "x.qcow2",
+        },
+        Case {
+            name: "backing of the backing missing",
+            script: "qemu-img create -q -f qcow2 -u -b nob.qcow2 -F qcow2 c.qcow2 1M
+                     qemu-img create -q -f qcow2 -u -b c.qcow2 -F qcow2 x.qcow2 1M",
+            file: "x.qcow2",
+        },
+        Case {
+            name: "data file missing",
+            script: "qemu-img create -q -f qcow2 -o data_file=x.data x.qcow2 1M && rm x.data",
+            file: "x.qcow2",
+        },
+        Case {
+            name: "data file is a directory",
+            script: "qemu-img create -q -f qcow2 -o data_file=x.data x.qcow2 1M
+                     rm x.data && mkdir x.data",
+            file: "x.qcow2",
+        },
+        Case {
+            name: "extent missing",
+            script: "qemu-img create -q -f vmdk -o subformat=twoGbMaxExtentFlat x.vmdk 1M
+                     rm x-f001.vmdk",
+            file: "x.vmdk",
+        },
+    ];
+    for case in cases {
+        let tmp = tempdir();
+        let dir = tmp.path();
+        let made = common::run_in(dir, Path::new("/bin/sh"), &["-c", case.script]);
+        assert_eq!(made.code, 0, "{}: {made:?}", case.name);
+        for args in [
+            vec!["map", case.file],
+            vec!["compare", case.file, case.file],
+        ] {
+            let ours = run_limited(dir, &args);
+            let theirs = qemu_img(dir, &args);
+            assert_ne!(theirs.code, 0, "{}: qemu-img {args:?} succeeds", case.name);
+            assert_eq!(
+                ours.code,
+                if args[0] == "map" { 1 } else { 2 },
+                "{}",
+                case.name
+            );
+            assert_one_error(&args, &ours);
+            assert_eq!(
+                ours.stderr,
+                theirs.stderr.replacen("qemu-img: ", "diskforge: ", 1),
+                "{}: {args:?}",
+                case.name
+            );
+        }
+    }
+}

@@ -897,25 +897,20 @@ fn assert_rejected(
         _ => unreachable!(),
     };
     match result {
-        Err(Error::Failed(m)) => {
+        Err(Error::Image(e)) => {
+            let m = e.reason();
             // One line, or two where qemu-img adds a hint.
             assert!(m.lines().count() <= 2, "one line: {m}");
-            assert!(
-                m.starts_with(&bad.display().to_string()),
-                "names the file: {m}"
-            );
+            assert_eq!(e.file, bad.display().to_string(), "names the file: {e:?}");
             assert!(m.contains(expect), "expected {expect:?} in {m:?}");
             {
                 // qemu-img's message for the same file is the expected one.
                 let name = bad.file_name().unwrap().to_str().unwrap();
                 let q = qemu_img(dir, &["info", "-f", fmt.name(), name]);
-                let ours = m
-                    .strip_prefix(&format!("{}: ", bad.display()))
-                    .unwrap_or(&m)
-                    .replace(&bad.display().to_string(), name);
+                let ours = e.to_string().replace(&bad.display().to_string(), name);
                 assert_eq!(
                     q.stderr.trim_end(),
-                    format!("qemu-img: Could not open '{name}': {ours}"),
+                    format!("qemu-img: {ours}"),
                     "{base} ({expect})"
                 );
             }

@@ -1051,7 +1051,8 @@ fn reader_sizes_the_backing_image_for_create() {
         )
         .ok();
         assert_eq!(
-            diskforge::format::vmdk::virtual_size(&dir.join(&base)).unwrap(),
+            diskforge::format::virtual_size(&dir.join(&base), diskforge::format::Format::Vmdk)
+                .unwrap(),
             3 << 30
         );
         let top = format!("top-{sub}.qcow2");

@@ -46,7 +46,7 @@ pub fn probe(data: &[u8]) {
 /// The qcow2 reader on bytes in memory (no file system in the loop), then
 /// both renderings.
 pub fn qcow2_bytes(data: &[u8]) {
-    let f = diskforge::format::raw::inspect::ImageFile::from_bytes("fuzz.qcow2", data.to_vec());
+    let f = diskforge::image::HostFile::from_bytes("fuzz.qcow2", data.to_vec());
     if let Ok(mut i) = diskforge::format::qcow2::inspect::inspect_file(&f) {
         i.filename = "fuzz.qcow2".to_string();
         // Rendering is the same code for every snapshot: a few hundred

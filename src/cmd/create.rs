@@ -7,10 +7,9 @@ use crate::error::{Error, Result};
 use crate::format::create_ctx::{CreateContext, resolve_backing_path};
 use crate::format::{self, Format};
 use crate::image::target;
-use crate::name::{escape, escape_path};
+use crate::name::escape;
 use crate::options::{Options, check_option_list, is_help_request};
 use crate::size::parse_image_size;
-use std::path::Path;
 
 /// Options whose values diskforge refuses: it does not write encrypted
 /// images.
@@ -288,19 +287,9 @@ fn check_backing(
         ),
         None => None,
     };
-    let detected = format::probe(&path).map_err(|e| {
-        not_opened(match e {
-            Error::Io { source, .. } => format!(
-                "Could not open '{}': {}",
-                escape_path(&path),
-                crate::error::describe_io(&source)
-            ),
-            other => strip_path_prefix(&other, &path),
-        })
-    })?;
+    let detected = format::probe(&path).map_err(|e| not_opened(e.reason()))?;
     let backing_format = named.unwrap_or(detected);
-    let size = format::virtual_size(&path, backing_format)
-        .map_err(|e| not_opened(strip_path_prefix(&e, &path)))?;
+    let size = format::virtual_size(&path, backing_format).map_err(|e| not_opened(e.reason()))?;
     if named.is_none() {
         return Err(Error::usage_for(
             filename,
@@ -315,16 +304,4 @@ fn check_backing(
             .map_err(|e| Error::usage_for(filename, e))?;
     }
     Ok(())
-}
-
-/// A reader's error without the `PATH: ` prefix it starts with.
-fn strip_path_prefix(e: &Error, path: &Path) -> String {
-    match e {
-        Error::Io { source, .. } => crate::error::describe_io(source),
-        other => {
-            let s = other.to_string();
-            let prefix = format!("{}: ", escape_path(path));
-            s.strip_prefix(&prefix).map(str::to_string).unwrap_or(s)
-        }
-    }
 }

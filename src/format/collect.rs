@@ -2,82 +2,22 @@
 //! child nodes, allocation, backing file names and the backing chain.
 
 use super::probe::{self, Detected};
-use crate::error::{Error, Result, describe_io};
-use crate::format::raw::inspect::{file_length, round_to_sector};
+use crate::error::{Error, Result};
 use crate::format::{self, Format};
+use crate::image::HostFile;
 use crate::image::chain::full_backing_filename;
 use crate::name::escape;
 use crate::qapi::bytes::path_of;
 use crate::qapi::{ChildInfo, FormatSpecific, ImageInfo};
 use std::collections::HashSet;
-use std::fs::File;
-use std::io::Read;
 use std::os::unix::fs::MetadataExt;
-use std::path::Path;
-
-/// qemu's message when a file cannot be opened.
-fn open_failed(filename: &str, why: impl std::fmt::Display) -> Error {
-    Error::Failed(format!("Could not open '{}': {why}", escape(filename)))
-}
-
-/// Opens `filename` as qemu's `file` driver would, with its errors.
-fn open_file(filename: &str) -> Result<(File, std::fs::Metadata)> {
-    let path = &path_of(filename);
-    // A FIFO or socket would block the open (qemu-img hangs on a FIFO).
-    if let Ok(m) = std::fs::metadata(path)
-        && !is_openable(&m)
-    {
-        return Err(not_regular(filename));
-    }
-    let file = File::open(path).map_err(|e| {
-        open_failed(
-            filename,
-            format!("Could not open '{}': {}", escape(filename), describe_io(&e)),
-        )
-    })?;
-    let meta = file
-        .metadata()
-        .map_err(|e| open_failed(filename, describe_io(&e)))?;
-    if !is_openable(&meta) {
-        return Err(not_regular(filename));
-    }
-    Ok((file, meta))
-}
-
-/// Regular files and devices can be read as images; directories, FIFOs
-/// and sockets cannot.
-fn is_openable(m: &std::fs::Metadata) -> bool {
-    use std::os::unix::fs::FileTypeExt;
-    let t = m.file_type();
-    t.is_file() || t.is_block_device() || t.is_char_device()
-}
-
-fn not_regular(filename: &str) -> Error {
-    open_failed(
-        filename,
-        format!(
-            "'file' driver requires '{}' to be a regular file",
-            escape(filename)
-        ),
-    )
-}
 
 /// The format of `filename` from its content.
 pub fn detect_file(filename: &str) -> Result<Format> {
-    let (mut file, _) = open_file(filename)?;
-    let mut head = vec![0u8; probe::PROBE_BYTES];
-    let mut len = 0;
-    while len < head.len() {
-        match file.read(&mut head[len..]) {
-            Ok(0) => break,
-            Ok(n) => len += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(open_failed(filename, describe_io(&e))),
-        }
-    }
-    match probe::detect(&head[..len]) {
+    let head = probe::read_head(&HostFile::open(filename)?)?;
+    match probe::detect(&head) {
         Detected::Known(f) => Ok(f),
-        Detected::Unsupported(name) => Err(open_failed(
+        Detected::Unsupported(name) => Err(Error::image(
             filename,
             format!("image format '{name}' is not supported by diskforge"),
         )),
@@ -88,18 +28,17 @@ pub fn detect_file(filename: &str) -> Result<Format> {
 /// length rounded up to a sector (as qemu's block layer sees it) and its
 /// allocated bytes.
 pub fn file_node(filename: &str) -> Result<ImageInfo> {
-    let (file, meta) = open_file(filename)?;
-    let len = file_length(&file, &meta).map_err(|e| open_failed(filename, describe_io(&e)))?;
+    let file = HostFile::open(filename)?;
     Ok(ImageInfo {
         filename: filename.to_string(),
-        format: if meta.is_file() {
+        format: if file.is_regular() {
             "file"
         } else {
             "host_device"
         }
         .to_string(),
-        virtual_size: round_to_sector(len),
-        actual_size: Some(meta.blocks().saturating_mul(512)),
+        virtual_size: file.sector_len(),
+        actual_size: Some(file.allocated()),
         dirty_flag: Some(false),
         format_specific: Some(FormatSpecific::File),
         ..ImageInfo::default()
@@ -113,13 +52,20 @@ pub fn file_node(filename: &str) -> Result<ImageInfo> {
 /// The lock lasts as long as the returned file stays open.
 /// `image` names the image in the message (qemu reports a locked vmdk
 /// extent as `Could not open 'IMAGE': ...` with the extent in the hint).
-fn lock_for_reading(image: &str, filename: &str, fmt: Format, share: bool) -> Result<Option<File>> {
+fn lock_for_reading(
+    image: &str,
+    filename: &str,
+    fmt: Format,
+    share: bool,
+) -> Result<Option<HostFile>> {
     if share || fmt == Format::Raw {
         return Ok(None);
     }
-    let (file, _) = open_file(filename)?;
-    crate::lock::acquire_if_supported(&file, crate::lock::Access::FORMAT_READ)
-        .map_err(|e| open_failed(image, e.message(filename)))?;
+    let file = HostFile::open(filename)?;
+    if let Some(f) = file.as_file() {
+        crate::lock::acquire_if_supported(f, crate::lock::Access::FORMAT_READ)
+            .map_err(|e| Error::image(image, e.message(filename)))?;
+    }
     Ok(Some(file))
 }
 
@@ -130,21 +76,20 @@ fn lock_for_reading(image: &str, filename: &str, fmt: Format, share: bool) -> Re
 pub fn collect(filename: &str, format: Option<Format>, share: bool) -> Result<ImageInfo> {
     let fmt = match format {
         Some(f) => {
-            open_file(filename)?;
+            HostFile::open(filename)?;
             f
         }
         None => detect_file(filename)?,
     };
     let _lock = lock_for_reading(filename, filename, fmt, share)?;
     let path = &path_of(filename);
-    let mut info = format::inspect(path, fmt).map_err(|e| reader_error(filename, path, e))?;
+    let mut info = format::inspect(path, fmt).map_err(|e| e.opening(filename))?;
     info.filename = filename.to_string();
     if info.format.is_empty() {
         info.format = fmt.name().to_string();
     }
     if info.actual_size.is_none() {
-        let (_, meta) = open_file(filename)?;
-        info.actual_size = Some(meta.blocks().saturating_mul(512));
+        info.actual_size = Some(HostFile::open(filename)?.allocated());
     }
     if info.dirty_flag.is_none() {
         info.dirty_flag = Some(false);
@@ -171,22 +116,6 @@ pub fn collect(filename: &str, format: Option<Format>, share: bool) -> Result<Im
     });
     info.children = children;
     Ok(info)
-}
-
-/// A reader's error as one `Could not open 'FILE': why` line.
-fn reader_error(filename: &str, path: &Path, e: Error) -> Error {
-    match e {
-        Error::Usage(m) => Error::Usage(m),
-        Error::Io { source, .. } => open_failed(filename, describe_io(&source)),
-        Error::Failed(m) => {
-            if m.starts_with("Could not open") {
-                return Error::Failed(m);
-            }
-            let prefix = format!("{}: ", crate::name::escape_path(path));
-            let why = m.strip_prefix(&prefix).unwrap_or(&m);
-            open_failed(filename, why)
-        }
-    }
 }
 
 /// `--backing-chain`: the image and every backing image below it, top
@@ -228,7 +157,7 @@ pub fn backing_chain(
         fmt =
             match next_fmt {
                 Some(f) => Some(Format::from_name(&f).ok_or_else(|| {
-                    open_failed(&next, format!("Unknown driver '{}'", escape(&f)))
+                    Error::image(&next, format!("Unknown driver '{}'", escape(&f)))
                 })?),
                 None => None,
             };

@@ -59,11 +59,9 @@ pub fn inspect(path: &Path, format: Format) -> Result<crate::qapi::ImageInfo> {
     }
 }
 
-/// The virtual size of the image at `path` read as `format`.
+/// The virtual size of the image at `path` read as `format`: what `info`
+/// reports (each format computes it in one place, which its read path's
+/// driver uses too).
 pub fn virtual_size(path: &Path, format: Format) -> Result<u64> {
-    match format {
-        Format::Vmdk => vmdk::virtual_size(path),
-        Format::Vpc => vpc::virtual_size(path),
-        _ => inspect(path, format).map(|i| i.virtual_size),
-    }
+    inspect(path, format).map(|i| i.virtual_size)
 }

@@ -31,12 +31,6 @@ pub fn open(filename: &str, format: Option<Format>, share: bool) -> Result<Layer
             .unwrap_or_else(|| crate::image::chain::full_backing_filename(filename, b)),
         format: info.backing_filename_format.clone(),
     });
-    let fail = |e: Error| match e {
-        Error::Failed(m) if !m.starts_with("Could not open") => {
-            Error::Failed(format!("Could not open '{filename}': {m}"))
-        }
-        other => other,
-    };
     match fmt {
         Format::Raw => super::raw::map::open(filename),
         Format::Qcow2 => super::qcow2::map::open(filename, &info, backing),
@@ -45,7 +39,7 @@ pub fn open(filename: &str, format: Option<Format>, share: bool) -> Result<Layer
         Format::Vdi => super::vdi::map::open(filename),
         Format::Vpc => super::vpc::map::open(filename),
     }
-    .map_err(fail)
+    .map_err(|e| e.opening(filename))
 }
 
 /// Opens an image and its backing chain, top first: at most
@@ -59,9 +53,14 @@ pub fn open_chain(filename: &str, format: Option<Format>, share: bool) -> Result
         let Some(b) = layers.last().and_then(|l| l.backing()).cloned() else {
             return Ok(Chain { layers });
         };
+        // qemu: the backing image's own reason, without the
+        // `Could not open 'BACKING': ` of a top-level open, under one
+        // "Could not open backing file: " per level below the top.
+        let levels = "Could not open backing file: ".repeat(layers.len());
         let in_backing = |e: Error| match e {
-            Error::Failed(m) => Error::Failed(format!(
-                "Could not open '{filename}': Could not open backing file: {m}"
+            Error::Failed(_) | Error::Image(_) => Error::Failed(format!(
+                "Could not open '{filename}': {levels}{}",
+                e.reason()
             )),
             other => other,
         };
@@ -73,10 +72,7 @@ pub fn open_chain(filename: &str, format: Option<Format>, share: bool) -> Result
         gate(Named::Backing, &b.full_name)?;
         let fmt = match &b.format {
             Some(f) => Some(Format::from_name(f).ok_or_else(|| {
-                in_backing(Error::Failed(format!(
-                    "Could not open '{}': Unknown driver '{f}'",
-                    b.full_name
-                )))
+                in_backing(Error::image(&b.full_name, format!("Unknown driver '{f}'")))
             })?),
             None => None,
         };

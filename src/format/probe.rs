@@ -6,13 +6,12 @@
 //! luks, parallels, bochs, cloop), detection names them so that `info`
 //! refuses them instead of calling them raw.
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::format::kind::Format;
 use crate::format::qcow2;
 use crate::format::vdi;
 use crate::format::vpc;
-use std::fs::File;
-use std::io::Read;
+use crate::image::HostFile;
 use std::path::Path;
 
 /// Bytes qemu's probe looks at.
@@ -128,19 +127,13 @@ pub fn is_vmdk(buf: &[u8]) -> bool {
 /// Detects an image's format from its first bytes, as qemu probes:
 /// anything unrecognised is raw.
 pub fn probe(path: &Path) -> Result<Format> {
-    let mut file = File::open(path).map_err(Error::io_at(path, "Could not open"))?;
-    let mut buf = vec![0u8; PROBE_BYTES];
-    let mut len = 0;
-    while len < buf.len() {
-        let n = file
-            .read(&mut buf[len..])
-            .map_err(Error::io_at(path, "Could not read"))?;
-        if n == 0 {
-            break;
-        }
-        len += n;
-    }
-    Ok(probe_bytes(&buf[..len]))
+    Ok(probe_bytes(&read_head(&HostFile::open_path(path)?)?))
+}
+
+/// The bytes detection looks at: the file's first [`PROBE_BYTES`] (fewer
+/// for a shorter file).
+pub fn read_head(file: &HostFile) -> Result<Vec<u8>> {
+    file.read_vec(0, file.len().min(PROBE_BYTES as u64) as usize)
 }
 
 /// Detection on bytes already read (the start of the file), as qemu

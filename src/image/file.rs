@@ -2,12 +2,12 @@
 //! sees it: reads past the end return zeros, its length counts in whole
 //! sectors, and holes are found with `SEEK_DATA`/`SEEK_HOLE`.
 
-use crate::error::{Error, Result, describe_io};
+use crate::error::{Cause, Error, Op, Result};
 use std::fs::File;
 use std::os::unix::fs::{FileExt, MetadataExt};
 
 /// A regular file's size, or for a device the position of its end.
-fn file_length(file: &File, meta: &std::fs::Metadata) -> std::io::Result<u64> {
+pub fn file_length(file: &File, meta: &std::fs::Metadata) -> std::io::Result<u64> {
     use std::io::{Seek, SeekFrom};
     if meta.is_file() {
         return Ok(meta.len());
@@ -16,14 +16,27 @@ fn file_length(file: &File, meta: &std::fs::Metadata) -> std::io::Result<u64> {
     f.seek(SeekFrom::End(0))
 }
 
-/// A host file opened read-only; safe to `pread` from many threads.
+/// A host file opened read-only; safe to `pread` from many threads. The
+/// one way diskforge opens a file to read it (an image, a file an image
+/// names, a file to probe). For fuzzing and tests it can also hold an
+/// image's bytes in memory ([`HostFile::from_bytes`]).
 #[derive(Debug)]
 pub struct HostFile {
-    file: File,
+    source: Source,
     name: String,
     len: u64,
     dev: u64,
     ino: u64,
+    /// Bytes allocated on the host (`st_blocks` * 512).
+    allocated: u64,
+    /// A regular file (as opposed to a block or character device).
+    regular: bool,
+}
+
+#[derive(Debug)]
+enum Source {
+    File(File),
+    Memory(Vec<u8>),
 }
 
 /// What the host file has at an offset.
@@ -36,42 +49,77 @@ pub struct HostStatus {
 }
 
 impl HostFile {
-    /// Opens `name` read-only. FIFOs, sockets and directories are refused
-    /// before they are opened (an open of a FIFO would block).
+    /// Opens `name` read-only, as qemu's `file` driver would, with its
+    /// messages. FIFOs, sockets and directories are refused before they
+    /// are opened (an open of a FIFO would block; qemu-img hangs on one).
     pub fn open(name: &str) -> Result<HostFile> {
         use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
         let path = crate::qapi::bytes::path_of(name);
-        let not_regular = || {
-            Error::Failed(format!(
-                "Could not open '{name}': 'file' driver requires '{name}' to be a regular file"
-            ))
-        };
-        if let Ok(m) = std::fs::metadata(&path) {
+        let openable = |m: &std::fs::Metadata| {
             let t = m.file_type();
-            if !(t.is_file() || t.is_block_device() || t.is_char_device()) {
-                return Err(not_regular());
-            }
+            t.is_file() || t.is_block_device() || t.is_char_device()
+        };
+        let not_regular = || Error::image_error(name, Op::Open, None, Cause::NotRegular);
+        if let Ok(m) = std::fs::metadata(&path)
+            && !openable(&m)
+        {
+            return Err(not_regular());
         }
         let file = std::fs::OpenOptions::new()
             .read(true)
             .custom_flags(libc::O_NONBLOCK)
             .open(&path)
-            .map_err(|e| Error::Failed(format!("Could not open '{name}': {}", describe_io(&e))))?;
-        let meta = file
-            .metadata()
-            .map_err(|e| Error::Failed(format!("Could not open '{name}': {}", describe_io(&e))))?;
-        if meta.is_dir() {
+            .map_err(|e| Error::open_io(name, e))?;
+        let meta = file.metadata().map_err(|e| Error::open_io(name, e))?;
+        if !openable(&meta) {
             return Err(not_regular());
         }
-        let len = file_length(&file, &meta)
-            .map_err(|e| Error::Failed(format!("Could not open '{name}': {}", describe_io(&e))))?;
+        let len = file_length(&file, &meta).map_err(|e| Error::open_io(name, e))?;
         Ok(HostFile {
-            file,
+            source: Source::File(file),
             name: name.to_string(),
             len,
             dev: meta.dev(),
             ino: meta.ino(),
+            allocated: meta.blocks().saturating_mul(512),
+            regular: meta.is_file(),
         })
+    }
+
+    /// [`HostFile::open`] for the file at `path`.
+    pub fn open_path(path: &std::path::Path) -> Result<HostFile> {
+        HostFile::open(&crate::name::of_path(path))
+    }
+
+    /// An image held in memory, read exactly as a file with these bytes.
+    pub fn from_bytes(name: &str, data: Vec<u8>) -> HostFile {
+        HostFile {
+            len: data.len() as u64,
+            source: Source::Memory(data),
+            name: name.to_string(),
+            dev: 0,
+            ino: 0,
+            allocated: 0,
+            regular: true,
+        }
+    }
+
+    /// The open file (none for bytes in memory), e.g. to lock it.
+    pub fn as_file(&self) -> Option<&File> {
+        match &self.source {
+            Source::File(f) => Some(f),
+            Source::Memory(_) => None,
+        }
+    }
+
+    /// Bytes the file occupies on the host.
+    pub fn allocated(&self) -> u64 {
+        self.allocated
+    }
+
+    /// True for a regular file, false for a device.
+    pub fn is_regular(&self) -> bool {
+        self.regular
     }
 
     /// The name the file was opened by (qemu's node file name).
@@ -99,33 +147,43 @@ impl HostFile {
         (self.dev, self.ino)
     }
 
-    /// Fills `buf` from `offset`; bytes past the end read as zeros.
+    /// Fills `buf` from `offset`; bytes past the end read as zeros (as
+    /// qemu's block layer reads), so a header field pointing past the end
+    /// costs a bounded read.
     pub fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
         let avail = self.len.saturating_sub(offset).min(buf.len() as u64) as usize;
         buf[avail..].fill(0);
+        let file = match &self.source {
+            Source::Memory(data) => {
+                if avail > 0 {
+                    let start = offset as usize;
+                    buf[..avail].copy_from_slice(&data[start..start + avail]);
+                }
+                return Ok(());
+            }
+            Source::File(file) => file,
+        };
         let mut done = 0;
         while done < avail {
-            match self
-                .file
-                .read_at(&mut buf[done..avail], offset + done as u64)
-            {
+            match file.read_at(&mut buf[done..avail], offset + done as u64) {
                 Ok(0) => {
                     buf[done..avail].fill(0);
                     break;
                 }
                 Ok(n) => done += n,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    return Err(Error::Failed(format!(
-                        "{}: Could not read {} bytes at offset {offset}: {}",
-                        self.name,
-                        buf.len(),
-                        describe_io(&e)
-                    )));
-                }
+                Err(e) => return Err(Error::read_io(&self.name, offset, buf.len() as u64, e)),
             }
         }
         Ok(())
+    }
+
+    /// `len` bytes from `offset` (zero-filled past the end). `len` must
+    /// already be bounded by the caller.
+    pub fn read_vec(&self, offset: u64, len: usize) -> Result<Vec<u8>> {
+        let mut v = vec![0u8; len];
+        self.read_at(offset, &mut v)?;
+        Ok(v)
     }
 
     /// Data or hole at `offset`, as qemu's `file` driver reports it:
@@ -141,7 +199,10 @@ impl HostFile {
         let Ok(start) = i64::try_from(offset) else {
             return clamp(false, max_len);
         };
-        let fd = std::os::unix::io::AsRawFd::as_raw_fd(&self.file);
+        let Source::File(file) = &self.source else {
+            return clamp(offset < self.len, max_len);
+        };
+        let fd = std::os::unix::io::AsRawFd::as_raw_fd(file);
         // SAFETY: lseek on a file descriptor we own; no memory involved.
         let data = unsafe { libc::lseek(fd, start, libc::SEEK_DATA) };
         if data < 0 {
@@ -162,39 +223,4 @@ impl HostFile {
         }
         clamp(true, (hole - start) as u64)
     }
-}
-
-/// Opens `path` and reads its fixed-size header of `N` bytes, as qemu's
-/// block layer reads: past the end of the file (a short or empty file)
-/// the header reads as zeros, and the format's own checks judge it.
-/// Returns the open file (for further reads), its length and the header.
-pub fn read_fixed_header<const N: usize>(
-    path: &std::path::Path,
-    what: &str,
-) -> Result<(File, u64, [u8; N])> {
-    use std::os::unix::fs::FileExt;
-    let file = File::open(path).map_err(Error::io_at(path, "Could not open"))?;
-    let len = file
-        .metadata()
-        .map_err(Error::io_at(path, "Could not open"))?
-        .len();
-    let mut buf = [0u8; N];
-    let mut done = 0;
-    while done < N {
-        match file.read_at(&mut buf[done..], done as u64) {
-            Ok(0) => break,
-            Ok(n) => done += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => {
-                return Err(Error::io(
-                    format!(
-                        "{}: Could not read the {what} header",
-                        crate::name::escape_path(path)
-                    ),
-                    e,
-                ));
-            }
-        }
-    }
-    Ok((file, len, buf))
 }

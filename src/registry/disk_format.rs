@@ -9,8 +9,8 @@
 use crate::cli::register::Api;
 use crate::error::{Error, Result};
 use crate::format::Format;
-use crate::format::probe::{Detected, PROBE_BYTES, detect};
-use std::io::{Read, Seek, SeekFrom};
+use crate::format::probe::{Detected, detect, read_head};
+use crate::image::HostFile;
 use std::path::Path;
 
 /// Glance's default `disk_formats`.
@@ -72,31 +72,13 @@ impl Found {
 }
 
 fn inspect(path: &Path) -> Result<Found> {
-    let mut f = std::fs::File::open(path).map_err(Error::io_at(path, "Could not open"))?;
-    let mut head = vec![0u8; PROBE_BYTES];
-    let mut len = 0;
-    while len < head.len() {
-        let n = f
-            .read(&mut head[len..])
-            .map_err(Error::io_at(path, "Could not read"))?;
-        if n == 0 {
-            break;
-        }
-        len += n;
-    }
-    let detected = detect(&head[..len]);
+    let f = HostFile::open_path(path)?;
+    let detected = detect(&read_head(&f)?);
     let mut vhd_footer = false;
-    if detected == Detected::Known(Format::Raw) {
-        let end = f
-            .seek(SeekFrom::End(0))
-            .map_err(Error::io_at(path, "Could not read"))?;
-        if end >= 512 {
-            let mut footer = [0u8; 8];
-            f.seek(SeekFrom::Start(end - 512))
-                .and_then(|_| f.read_exact(&mut footer))
-                .map_err(Error::io_at(path, "Could not read"))?;
-            vhd_footer = &footer == b"conectix";
-        }
+    if detected == Detected::Known(Format::Raw) && f.len() >= 512 {
+        let mut footer = [0u8; 8];
+        f.read_at(f.len() - 512, &mut footer)?;
+        vhd_footer = &footer == b"conectix";
     }
     Ok(Found {
         detected,

@@ -62,6 +62,9 @@ fn scrub_error(e: Error, secrets: &Scrubber) -> Error {
             context: secrets.scrub(&context),
             source,
         },
+        // Image errors carry file names and image content, never secrets;
+        // scrubbed as one line all the same.
+        Error::Image(i) => Error::Failed(secrets.scrub(&i.to_string())),
     }
 }
 

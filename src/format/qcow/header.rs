@@ -80,6 +80,12 @@ pub struct QcowHeader {
 }
 
 impl QcowHeader {
+    /// The virtual size as qemu's qcow driver reports it: the header's
+    /// size in whole sectors (`info` and the read path take it from here).
+    pub fn virtual_size(&self) -> u64 {
+        self.size / 512 * 512
+    }
+
     /// The 48 header bytes.
     pub fn to_bytes(&self) -> [u8; HEADER_BYTES] {
         let mut b = [0u8; HEADER_BYTES];

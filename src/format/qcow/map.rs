@@ -83,7 +83,7 @@ impl BlockDriver for QcowDriver {
     }
 
     fn virtual_size(&self) -> u64 {
-        self.header.size / 512 * 512
+        self.header.virtual_size()
     }
 
     fn files(&self) -> &[HostFile] {

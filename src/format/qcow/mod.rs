@@ -10,7 +10,8 @@ pub mod map;
 
 use crate::error::{Error, Result};
 use crate::format::create_ctx::{CreateContext, Prealloc};
-use crate::format::raw::{SECTOR_SIZE, round_to_sector, write_zeros};
+use crate::format::raw::{round_to_sector, write_zeros};
+use crate::image::HostFile;
 use crate::options::{OptDesc, OptType, SIZE_OPTION};
 use crate::qapi::ImageInfo;
 use header::{
@@ -128,13 +129,15 @@ pub struct QcowImage {
 /// checks and messages. Every header field is untrusted; the L1 table
 /// (which qemu loads) is not needed and not read.
 pub fn read_image(path: &Path) -> Result<QcowImage> {
-    let (file, len, buf) = crate::image::file::read_fixed_header::<HEADER_BYTES>(path, "qcow")?;
+    let file = HostFile::open_path(path)?;
+    let mut buf = [0u8; HEADER_BYTES];
+    file.read_at(0, &mut buf)?;
     let h = QcowHeader::parse(&buf);
     if h.magic != QCOW_MAGIC {
-        return Err(Error::failed_at(path, "Image not in qcow format"));
+        return Err(Error::image_at(path, "Image not in qcow format"));
     }
     if h.version != QCOW_VERSION {
-        return Err(Error::failed_at(
+        return Err(Error::image_at(
             path,
             format!(
                 "qcow (v{QCOW_VERSION}) does not support qcow version {}{}",
@@ -148,25 +151,25 @@ pub fn read_image(path: &Path) -> Result<QcowImage> {
         ));
     }
     if h.size <= 1 {
-        return Err(Error::failed_at(
+        return Err(Error::image_at(
             path,
             "Image size is too small (must be at least 2 bytes)",
         ));
     }
     if !CLUSTER_BITS_RANGE.contains(&h.cluster_bits) {
-        return Err(Error::failed_at(
+        return Err(Error::image_at(
             path,
             "Cluster size must be between 512 and 64k",
         ));
     }
     if !L2_BITS_RANGE.contains(&h.l2_bits) {
-        return Err(Error::failed_at(
+        return Err(Error::image_at(
             path,
             "L2 table size must be between 512 and 64k",
         ));
     }
     if h.crypt_method != CRYPT_NONE && h.crypt_method != CRYPT_AES {
-        return Err(Error::failed_at(
+        return Err(Error::image_at(
             path,
             "invalid encryption method in qcow header",
         ));
@@ -174,20 +177,15 @@ pub fn read_image(path: &Path) -> Result<QcowImage> {
     match h.l1_size() {
         Some(n) if n <= (i32::MAX as u64) / 8 => {}
         _ => {
-            return Err(Error::failed_at(path, "Image too large"));
+            return Err(Error::image_at(path, "Image too large"));
         }
     }
     let backing_file = if h.backing_file_offset != 0 {
         if h.backing_file_size > MAX_BACKING_FILE_SIZE {
-            return Err(Error::failed_at(path, "Backing file name too long"));
+            return Err(Error::image_at(path, "Backing file name too long"));
         }
         // Like qemu, bytes past the end of the file read as zeros.
-        let mut name = vec![0u8; h.backing_file_size as usize];
-        let available = len
-            .saturating_sub(h.backing_file_offset)
-            .min(name.len() as u64) as usize;
-        file.read_exact_at(&mut name[..available], h.backing_file_offset)
-            .map_err(Error::io_at(path, "Could not read the backing file name"))?;
+        let name = file.read_vec(h.backing_file_offset, h.backing_file_size as usize)?;
         let end = name.iter().position(|&b| b == 0).unwrap_or(name.len());
         Some(crate::name::from_bytes(&name[..end]))
     } else {
@@ -214,7 +212,7 @@ pub fn inspect(path: &Path) -> Result<ImageInfo> {
     Ok(ImageInfo {
         filename: image_name,
         format: "qcow".to_string(),
-        virtual_size: h.size / SECTOR_SIZE * SECTOR_SIZE,
+        virtual_size: h.virtual_size(),
         cluster_size: Some(1u64 << h.cluster_bits),
         encrypted: (h.crypt_method == CRYPT_AES).then_some(true),
         dirty_flag: Some(false),
@@ -222,9 +220,4 @@ pub fn inspect(path: &Path) -> Result<ImageInfo> {
         full_backing_filename: full_backing,
         ..ImageInfo::default()
     })
-}
-
-/// The virtual size of the qcow image at `path`.
-pub fn virtual_size(path: &Path) -> Result<u64> {
-    Ok(inspect(path)?.virtual_size)
 }

@@ -6,7 +6,7 @@
 
 use super::header::{Header, c_string, fail};
 use crate::error::Result;
-use crate::format::raw::inspect::ImageFile;
+use crate::image::HostFile;
 use crate::name::escape;
 use crate::qapi::Qcow2BitmapInfo;
 use byteorder::{BigEndian, ByteOrder};
@@ -66,7 +66,7 @@ pub(super) fn check_bitmaps_ext(h: &Header, b: &BitmapsExt) -> Result<()> {
 /// directory is bounded as qemu bounds it (64 MiB) and only the part
 /// inside the file is read: past the end it is zeros.
 pub(super) fn read_bitmaps(
-    f: &ImageFile,
+    f: &HostFile,
     h: &Header,
     b: &BitmapsExt,
 ) -> Result<Option<Vec<Qcow2BitmapInfo>>> {
@@ -88,7 +88,7 @@ pub(super) fn read_bitmaps(
         }
         v
     };
-    let virtual_size = h.size / 512 * 512;
+    let virtual_size = h.virtual_size();
     let mut out = Vec::new();
     let mut pos = 0usize;
     while pos < size {
@@ -183,7 +183,7 @@ const BME_TABLE_ENTRY_FLAG_ALL_ONES: u64 = 1;
 /// bitmap's. Entries are read in bounded chunks, and only the part of
 /// the table inside the file (past the end, entries are zero and valid).
 fn check_bitmap_table(
-    f: &ImageFile,
+    f: &HostFile,
     h: &Header,
     name: &str,
     offset: u64,
@@ -222,7 +222,7 @@ fn check_bitmap_table(
     }
     // The table must have exactly one entry per cluster of the bitmap's
     // serialised form (one bit per granule, in whole 64-bit words).
-    let size = h.size / 512 * 512;
+    let size = h.virtual_size();
     let bits = size.div_ceil(1u64 << granularity_bits);
     let serialised = bits.div_ceil(64) * 8;
     if serialised.div_ceil(cluster_size) != u64::from(entries) {

@@ -155,7 +155,7 @@ pub fn check(
         old_reftable: (h.refcount_table_offset, table_entries * 8),
         h,
     };
-    c.res.total_clusters = (c.h.size / 512 * 512).div_ceil(cs);
+    c.res.total_clusters = c.h.virtual_size().div_ceil(cs);
     c.fix_now = fix;
     let mut rebuild = c.calculate()?;
     c.fix_now = Fix::default();

@@ -179,6 +179,13 @@ pub fn is_qcow2(head: &[u8]) -> bool {
 }
 
 impl Header {
+    /// The virtual size as qemu's qcow2 driver reports it: the header's
+    /// size in whole sectors. `info`, the read path and `check` all take
+    /// it from here.
+    pub fn virtual_size(&self) -> u64 {
+        self.size / 512 * 512
+    }
+
     /// The cluster size in bytes.
     pub fn cluster_size(&self) -> u64 {
         1u64 << self.cluster_bits

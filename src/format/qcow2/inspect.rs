@@ -17,7 +17,7 @@ use super::header::{
     fail,
 };
 use crate::error::{Error, Result};
-use crate::format::raw::inspect::ImageFile;
+use crate::image::HostFile;
 use crate::name::escape;
 use crate::qapi::{FormatSpecific, ImageInfo, Qcow2Encryption, Qcow2Specific, SnapshotInfo};
 use byteorder::{BigEndian, ByteOrder};
@@ -76,12 +76,12 @@ struct Extensions {
 
 /// Everything `info` shows about a qcow2 image.
 pub fn inspect(path: &Path) -> Result<ImageInfo> {
-    let f = ImageFile::open(path)?;
+    let f = HostFile::open_path(path)?;
     inspect_file(&f)
 }
 
 /// [`inspect`] on an opened file (also the fuzz entry point).
-pub fn inspect_file(f: &ImageFile) -> Result<ImageInfo> {
+pub fn inspect_file(f: &HostFile) -> Result<ImageInfo> {
     let mut head = [0u8; HEADER_READ];
     f.read_at(0, &mut head)?;
     let h = read_header(&head)?;
@@ -173,7 +173,7 @@ pub fn inspect_file(f: &ImageFile) -> Result<ImageInfo> {
     Ok(ImageInfo {
         format: "qcow2".to_string(),
         // qemu keeps the size in whole sectors.
-        virtual_size: h.size / 512 * 512,
+        virtual_size: h.virtual_size(),
         cluster_size: Some(cluster_size),
         dirty_flag: Some(v3 && h.incompatible_features & INCOMPAT_DIRTY != 0),
         encrypted: (h.crypt_method != CRYPT_NONE).then_some(true),
@@ -251,7 +251,7 @@ fn check_header_fields(h: &Header) -> Result<()> {
 /// the first cluster, so every length is bounded by 2 MiB) into `ext`;
 /// on an error, `ext` holds what was read before it.
 fn read_extensions(
-    f: &ImageFile,
+    f: &HostFile,
     h: &Header,
     start: u64,
     end: u64,
@@ -455,7 +455,7 @@ fn check_tables(h: &Header) -> Result<()> {
 
 /// The snapshot table, entry by entry (at most 65536 entries and 64 MiB,
 /// as qemu allows).
-fn read_snapshots(f: &ImageFile, h: &Header) -> Result<Vec<SnapshotInfo>> {
+fn read_snapshots(f: &HostFile, h: &Header) -> Result<Vec<SnapshotInfo>> {
     let mut out = Vec::with_capacity(h.nb_snapshots.min(1024) as usize);
     let mut offset = h.snapshots_offset;
     for i in 0..h.nb_snapshots {

@@ -4,7 +4,7 @@
 
 use super::header::{c_string, fail};
 use crate::error::Result;
-use crate::format::raw::inspect::ImageFile;
+use crate::image::HostFile;
 use crate::name::escape;
 use crate::qapi::{LuksInfo, LuksSlot};
 use byteorder::{BigEndian, ByteOrder};
@@ -99,7 +99,7 @@ fn check_luks_header(b: &[u8; LUKS_HEADER_SIZE]) -> Result<()> {
 const LUKS_SECTOR: u64 = 512;
 
 /// What qemu reports of a qcow2 image's LUKS header.
-pub(super) fn read_luks(f: &ImageFile, offset: u64, length: u64) -> Result<LuksInfo> {
+pub(super) fn read_luks(f: &HostFile, offset: u64, length: u64) -> Result<LuksInfo> {
     if length < LUKS_HEADER_SIZE as u64 {
         return Err(fail("Request for data outside of extension header"));
     }

@@ -94,7 +94,7 @@ pub fn open(filename: &str, info: &ImageInfo, backing: Option<Backing>) -> Resul
         .collect();
     l1.resize(header.l1_size as usize, 0);
     Ok(Box::new(Qcow2Driver {
-        size: header.size / 512 * 512,
+        size: header.virtual_size(),
         extl2: header.incompatible_features & INCOMPAT_EXTL2 != 0,
         zstd: header.compression_type == COMPRESSION_ZSTD,
         data_file,

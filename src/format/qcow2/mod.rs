@@ -16,9 +16,7 @@ mod refs;
 
 pub use create::create;
 
-use crate::error::{Error, Result};
 use crate::options::{OptDesc, OptType, SIZE_OPTION};
-use std::path::Path;
 
 /// qcow2's creation options, in qemu's print order.
 pub const CREATE_OPTIONS: &[OptDesc] = &[
@@ -110,16 +108,3 @@ pub const CREATE_OPTIONS: &[OptDesc] = &[
     )
     .with_default("16"),
 ];
-
-/// The virtual size recorded in a qcow2 header.
-pub fn virtual_size(path: &Path) -> Result<u64> {
-    use std::os::unix::fs::FileExt;
-    let file = std::fs::File::open(path).map_err(Error::io_at(path, "Could not open"))?;
-    let mut buf = [0u8; 112];
-    let n = file
-        .read_at(&mut buf, 0)
-        .map_err(Error::io_at(path, "Could not read header"))?;
-    let h = header::Header::parse(&buf[..n])
-        .ok_or_else(|| Error::Failed(format!("{}: not a qcow2 image", path.display())))?;
-    Ok(h.size)
-}

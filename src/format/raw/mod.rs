@@ -136,8 +136,3 @@ pub fn write_zeros(
     f.flush().map_err(Error::io_at(path, "Could not flush"))?;
     Ok(())
 }
-
-/// A raw image's virtual size: its file size rounded up to a sector.
-pub fn virtual_size(path: &Path) -> Result<u64> {
-    inspect(path).map(|i| i.virtual_size)
-}

@@ -14,6 +14,7 @@ pub mod map;
 use crate::error::{Error, Result};
 use crate::format::create_ctx::{CreateContext, Prealloc};
 use crate::format::raw::round_to_sector;
+use crate::image::HostFile;
 use crate::options::{OptDesc, OptType, SIZE_OPTION};
 use crate::qapi::ImageInfo;
 use header::{
@@ -164,10 +165,11 @@ fn fill_random(buf: &mut [u8]) {
 /// untrusted; nothing is allocated or looped over by a header field (the
 /// block map, which qemu loads whole, is not needed here).
 pub fn read_header(path: &Path) -> Result<VdiHeader> {
-    let (_file, _len, buf) = crate::image::file::read_fixed_header::<HEADER_BYTES>(path, "VDI")?;
+    let mut buf = [0u8; HEADER_BYTES];
+    HostFile::open_path(path)?.read_at(0, &mut buf)?;
     let mut h = VdiHeader::parse(&buf);
     if h.disk_size > VDI_DISK_SIZE_MAX {
-        return Err(Error::failed_at(
+        return Err(Error::image_at(
             path,
             format!(
                 "Unsupported VDI image size (size is 0x{:x}, max supported is 0x{VDI_DISK_SIZE_MAX:x})",
@@ -179,9 +181,9 @@ pub fn read_header(path: &Path) -> Result<VdiHeader> {
     // accepted, rounded up to a sector (cannot overflow: bounded above).
     h.disk_size = round_to_sector(h.disk_size);
     let unsupported =
-        |what: String| Error::failed_at(path, format!("unsupported VDI image ({what})"));
+        |what: String| Error::image_at(path, format!("unsupported VDI image ({what})"));
     if h.signature != VDI_SIGNATURE {
-        return Err(Error::failed_at(
+        return Err(Error::image_at(
             path,
             format!(
                 "Image not in VDI format (bad signature {:08x})",
@@ -254,9 +256,4 @@ pub fn inspect(path: &Path) -> Result<ImageInfo> {
         dirty_flag: Some(false),
         ..ImageInfo::default()
     })
-}
-
-/// The virtual size of the vdi image at `path`.
-pub fn virtual_size(path: &Path) -> Result<u64> {
-    Ok(inspect(path)?.virtual_size)
 }

@@ -401,16 +401,7 @@ impl Writer<'_, '_> {
     /// reads its descriptor).
     fn parent_cid(&self, backing: &str) -> Result<u32> {
         let path = resolve_backing_path(self.ctx.filename, backing);
-        let format = crate::format::probe::probe(&path).map_err(|e| {
-            self.ctx.failed(format!(
-                "Could not open '{}': {}",
-                escape_path(&path),
-                match &e {
-                    Error::Io { source, .. } => crate::error::describe_io(source),
-                    other => other.to_string(),
-                }
-            ))
-        })?;
+        let format = crate::format::probe::probe(&path).map_err(|e| self.ctx.failed(e.reason()))?;
         if format != crate::format::kind::Format::Vmdk {
             return Err(self.ctx.failed(format!(
                 "Invalid backing file format: {}. Must be vmdk",
@@ -418,8 +409,12 @@ impl Writer<'_, '_> {
             )));
         }
         let info = super::inspect::inspect_image(&path).map_err(|e| {
+            let why = match &e {
+                Error::Image(i) => i.named(),
+                other => other.to_string(),
+            };
             self.ctx.failed(format!(
-                "Could not open backing image '{}': {e}",
+                "Could not open backing image '{}': {why}",
                 escape(backing)
             ))
         })?;

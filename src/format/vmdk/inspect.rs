@@ -13,10 +13,10 @@ use super::header::{
     SparseExtentHeader, VMDK3_MAGIC,
 };
 use crate::error::{Error, Result};
-use crate::name::{escape, escape_path, from_bytes, of_path, path_of};
+use crate::image::HostFile;
+use crate::name::{escape, from_bytes, of_path, path_of};
 use crate::qapi::{ChildInfo, FormatSpecific, ImageInfo, VmdkSpecific};
-use std::fs::File;
-use std::os::unix::fs::{FileExt, MetadataExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 /// qemu reads at most this much of a descriptor ("avoid unbounded
@@ -96,90 +96,44 @@ impl VmdkImage {
 /// missing CID, a bad parentFileNameHint): the block layer's
 /// `Could not open 'FILE': Invalid argument`.
 fn invalid_argument(path: &Path) -> Error {
-    Error::failed_at(
-        path,
-        format!("Could not open '{}': Invalid argument", escape_path(path)),
+    Error::open_io(
+        &of_path(path),
+        std::io::Error::from_raw_os_error(libc::EINVAL),
     )
 }
 
 /// Reads `len` bytes at `offset`; past the end of the file reads as zeros
 /// (as qemu's file driver does). `len` is bounded by the callers.
-fn read_zero_filled(file: &File, path: &Path, offset: u64, len: usize) -> Result<Vec<u8>> {
-    let mut buf = vec![0u8; len];
-    let mut done = 0;
-    while done < len {
-        match file.read_at(&mut buf[done..], offset.saturating_add(done as u64)) {
-            Ok(0) => break,
-            Ok(n) => done += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => {
-                return Err(Error::io(
-                    format!("{}: Could not read", escape_path(path)),
-                    e,
-                ));
-            }
-        }
-    }
-    Ok(buf)
+fn read_zero_filled(file: &HostFile, offset: u64, len: usize) -> Result<Vec<u8>> {
+    file.read_vec(offset, len)
 }
 
-struct Opened {
-    file: File,
-    len: u64,
-}
-
-/// Opens a file for reading without blocking (a FIFO named by a hostile
-/// descriptor must not hang the reader); directories and FIFOs/sockets
-/// are refused.
-fn open(path: &Path) -> Result<Opened> {
-    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK)
-        .open(path)
-        .map_err(|e| {
-            Error::Failed(format!(
-                "Could not open '{}': {}",
-                escape_path(path),
-                crate::error::describe_io(&e)
-            ))
-        })?;
-    let meta = file
-        .metadata()
-        .map_err(Error::io_at(path, "Could not access file"))?;
-    if meta.is_dir() {
-        return Err(Error::failed_at(path, "Is a directory"));
-    }
-    let ft = meta.file_type();
-    if ft.is_fifo() || ft.is_socket() {
-        return Err(Error::failed_at(path, "not a regular file or block device"));
-    }
-    Ok(Opened {
-        file,
-        len: meta.len(),
-    })
+/// Opens a file for reading through [`HostFile`] (a FIFO named by a
+/// hostile descriptor is refused, never waited on).
+fn open(path: &Path) -> Result<HostFile> {
+    HostFile::open_path(path)
 }
 
 /// qemu's `vmdk_read_desc`: the start of a file (at most 1 MiB), which
 /// must be at least 4 bytes long.
-fn read_head(o: &Opened, path: &Path, offset: u64) -> Result<Vec<u8>> {
+fn read_head(o: &HostFile, path: &Path, offset: u64) -> Result<Vec<u8>> {
     read_start(o, path, offset, MAX_DESCRIPTOR_READ)
 }
 
 /// The first sector of a file (enough for a sparse header), with the same
 /// size check as [`read_head`].
-fn read_sector0(o: &Opened, path: &Path) -> Result<Vec<u8>> {
+fn read_sector0(o: &HostFile, path: &Path) -> Result<Vec<u8>> {
     read_start(o, path, 0, SECTOR_SIZE)
 }
 
-fn read_start(o: &Opened, path: &Path, offset: u64, max: u64) -> Result<Vec<u8>> {
-    if o.len < 4 {
-        return Err(Error::failed_at(
+fn read_start(o: &HostFile, path: &Path, offset: u64, max: u64) -> Result<Vec<u8>> {
+    if o.len() < 4 {
+        return Err(Error::image_at(
             path,
             "File is too small, not a valid image",
         ));
     }
-    read_zero_filled(&o.file, path, offset, o.len.min(max) as usize)
+    read_zero_filled(o, offset, o.len().min(max) as usize)
 }
 
 fn is_sparse_magic(head: &[u8]) -> bool {
@@ -221,12 +175,12 @@ pub fn inspect_image(path: &Path) -> Result<VmdkImage> {
         .try_fold(0u64, |acc, e| acc.checked_add(e.sectors))
         .filter(|s| s.checked_mul(SECTOR_SIZE).is_some_and(|b| b <= MAX_LENGTH));
     if total.is_none() {
-        return Err(Error::failed_at(
+        return Err(Error::image_at(
             path,
             "Could not refresh total sector count: File too large",
         ));
     }
-    let window = read_zero_filled(&o.file, path, desc_offset, DESC_WINDOW as usize)?;
+    let window = read_zero_filled(&o, desc_offset, DESC_WINDOW as usize)?;
     let parent_file_name_hint = match find_quoted(&window, b"parentFileNameHint", MAX_BACKING_NAME)
     {
         Ok([]) => None,
@@ -257,8 +211,8 @@ enum Sparse {
 
 /// Opens a sparse extent whose first bytes are `head` (qemu's
 /// `vmdk_open_sparse`). `top` allows the embedded-descriptor form.
-fn open_sparse(o: &Opened, path: &Path, name: &str, head: &[u8], top: bool) -> Result<Sparse> {
-    let file_sectors = o.len.div_ceil(SECTOR_SIZE);
+fn open_sparse(o: &HostFile, path: &Path, name: &str, head: &[u8], top: bool) -> Result<Sparse> {
+    let file_sectors = o.len().div_ceil(SECTOR_SIZE);
     if head.starts_with(&VMDK3_MAGIC) {
         let word = |i: usize| {
             let at = 4 + 4 * i;
@@ -280,18 +234,18 @@ fn open_sparse(o: &Opened, path: &Path, name: &str, head: &[u8], top: bool) -> R
         }));
     }
     if !head.starts_with(&MAGIC) {
-        return Err(Error::failed_at(path, "Image not in VMDK format"));
+        return Err(Error::image_at(path, "Image not in VMDK format"));
     }
     let mut h = SparseExtentHeader::parse(head);
     if h.capacity == 0 && h.desc_offset != 0 {
         if !top {
-            return Err(Error::failed_at(
+            return Err(Error::image_at(
                 path,
                 "a sparse extent that is itself a descriptor is not supported",
             ));
         }
         let offset = h.desc_offset.checked_mul(SECTOR_SIZE).ok_or_else(|| {
-            Error::failed_at(
+            Error::image_at(
                 path,
                 format!("descriptorOffset {} is invalid", h.desc_offset),
             )
@@ -302,22 +256,22 @@ fn open_sparse(o: &Opened, path: &Path, name: &str, head: &[u8], top: bool) -> R
         h = read_footer(o, path)?;
     }
     if h.version > 3 {
-        return Err(Error::failed_at(
+        return Err(Error::image_at(
             path,
             format!("Unsupported VMDK version {}", h.version),
         ));
     }
     if h.num_gtes_per_gt > MAX_GTES_PER_GT {
-        return Err(Error::failed_at(path, "L2 table size too big"));
+        return Err(Error::image_at(path, "L2 table size too big"));
     }
     let l1_entry_sectors = (h.num_gtes_per_gt as u64).wrapping_mul(h.granularity) as u32;
     if l1_entry_sectors == 0 {
-        return Err(Error::failed_at(path, "L1 entry size is invalid"));
+        return Err(Error::image_at(path, "L1 entry size is invalid"));
     }
     let l1_size = (h.capacity.wrapping_add(l1_entry_sectors as u64 - 1) / l1_entry_sectors as u64)
         as u32 as u64;
     if file_sectors < h.grain_offset {
-        return Err(Error::failed_at(
+        return Err(Error::image_at(
             path,
             format!(
                 "File truncated, expecting at least {} bytes",
@@ -340,7 +294,7 @@ fn open_sparse(o: &Opened, path: &Path, name: &str, head: &[u8], top: bool) -> R
                 .checked_add(table_bytes)
                 .is_some_and(|end| end <= MAX_LENGTH);
         if !fits {
-            return Err(Error::failed_at(
+            return Err(Error::image_at(
                 path,
                 format!(
                     "Could not read {what} from extent '{}': Input/output error",
@@ -362,13 +316,13 @@ fn open_sparse(o: &Opened, path: &Path, name: &str, head: &[u8], top: bool) -> R
 /// qemu's `vmdk_add_extent` limits.
 fn check_extent(path: &Path, cluster_sectors: u64, l1_size: u64) -> Result<()> {
     if cluster_sectors > MAX_CLUSTER_SECTORS {
-        return Err(Error::failed_at(
+        return Err(Error::image_at(
             path,
             "Invalid granularity, image may be corrupt",
         ));
     }
     if l1_size > MAX_L1_SIZE {
-        return Err(Error::failed_at(path, "L1 size too big"));
+        return Err(Error::image_at(path, "L1 size too big"));
     }
     Ok(())
 }
@@ -376,12 +330,12 @@ fn check_extent(path: &Path, cluster_sectors: u64, l1_size: u64) -> Result<()> {
 /// The footer of a stream whose header says [`GD_AT_END`]: footer marker,
 /// footer (a second header), end-of-stream marker, in the last three
 /// sectors.
-fn read_footer(o: &Opened, path: &Path) -> Result<SparseExtentHeader> {
-    let end = o.len.div_ceil(SECTOR_SIZE) * SECTOR_SIZE;
+fn read_footer(o: &HostFile, path: &Path) -> Result<SparseExtentHeader> {
+    let end = o.len().div_ceil(SECTOR_SIZE) * SECTOR_SIZE;
     let start = end
         .checked_sub(3 * SECTOR_SIZE)
-        .ok_or_else(|| Error::failed_at(path, "Failed to read footer: file too short"))?;
-    let b = read_zero_filled(&o.file, path, start, 3 * SECTOR_SIZE as usize)?;
+        .ok_or_else(|| Error::image_at(path, "Failed to read footer: file too short"))?;
+    let b = read_zero_filled(o, start, 3 * SECTOR_SIZE as usize)?;
     let marker = |at: usize| {
         let mut m = [0u8; 16];
         m.copy_from_slice(&b[at..at + 16]);
@@ -397,7 +351,7 @@ fn read_footer(o: &Opened, path: &Path) -> Result<SparseExtentHeader> {
         || eos.size != 0
         || eos.kind != MARKER_END_OF_STREAM
     {
-        return Err(Error::failed_at(path, "Invalid footer"));
+        return Err(Error::image_at(path, "Invalid footer"));
     }
     Ok(SparseExtentHeader::parse(&b[sector..2 * sector]))
 }
@@ -415,7 +369,7 @@ fn dir_of(name: &str) -> &str {
 /// extent the descriptor names.
 fn open_descriptor(path: &Path, name: &str, text: &[u8]) -> Result<(String, Vec<Extent>)> {
     let ct = find_quoted(text, b"createType", MAX_CREATE_TYPE)
-        .map_err(|_| Error::failed_at(path, "invalid VMDK image descriptor"))?;
+        .map_err(|_| Error::image_at(path, "invalid VMDK image descriptor"))?;
     let ct = from_bytes(ct);
     const SUPPORTED: [&str; 6] = [
         "monolithicFlat",
@@ -426,14 +380,14 @@ fn open_descriptor(path: &Path, name: &str, text: &[u8]) -> Result<(String, Vec<
         "twoGbMaxExtentFlat",
     ];
     if !SUPPORTED.contains(&ct.as_str()) {
-        return Err(Error::failed_at(
+        return Err(Error::image_at(
             path,
             format!("Unsupported image type '{}'", escape(&ct)),
         ));
     }
     let lines = parse_extent_lines(text).map_err(|e| match e {
         descriptor::ExtentLineError::Invalid(l) => {
-            Error::failed_at(path, format!("Invalid extent line: {}", escape(&l)))
+            Error::image_at(path, format!("Invalid extent line: {}", escape(&l)))
         }
     })?;
     let dir = dir_of(name);
@@ -445,10 +399,7 @@ fn open_descriptor(path: &Path, name: &str, text: &[u8]) -> Result<(String, Vec<
             format!("{dir}{}", line.file)
         };
         let ext_path = &path_of(&ext_name);
-        let in_extent = |e: Error| match e {
-            Error::Failed(m) => Error::failed_at(path, m),
-            other => other,
-        };
+        let in_extent = |e: Error| e.opening(name);
         let eo = open(ext_path).map_err(in_extent)?;
         let sectors = line.sectors as u64;
         let extent = match line.kind.as_str() {
@@ -468,18 +419,21 @@ fn open_descriptor(path: &Path, name: &str, text: &[u8]) -> Result<(String, Vec<
                         e
                     }
                     Sparse::Descriptor(_) => {
-                        return Err(Error::failed_at(ext_path, "nested vmdk descriptor"));
+                        return Err(in_extent(Error::image_at(
+                            ext_path,
+                            "nested vmdk descriptor",
+                        )));
                     }
                 }
             }
             other => {
-                return Err(Error::failed_at(
+                return Err(in_extent(Error::image_at(
                     ext_path,
                     format!(
                         "Unsupported extent type '{}' (diskforge does not read it)",
                         escape(other)
                     ),
-                ));
+                )));
             }
         };
         extents.push(extent);

@@ -13,9 +13,7 @@ pub mod map;
 pub use create::create;
 pub use inspect::inspect;
 
-use crate::error::Result;
 use crate::options::{OptDesc, OptType, SIZE_OPTION};
-use std::path::Path;
 
 /// `KDMV` at offset 0 of a sparse extent.
 pub const VMDK4_MAGIC: &[u8; 4] = &header::MAGIC;
@@ -44,9 +42,3 @@ pub const CREATE_OPTIONS: &[OptDesc] = &[
         "Enable efficient zero writes using the zeroed-grain GTE feature",
     ),
 ];
-
-/// The virtual size of a vmdk image (sparse extent or descriptor): the
-/// sum of its extents, read as qemu reads them.
-pub fn virtual_size(path: &Path) -> Result<u64> {
-    Ok(inspect::inspect_image(path)?.virtual_size())
-}

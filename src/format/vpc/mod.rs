@@ -16,6 +16,7 @@ pub mod map;
 use crate::error::{Error, Result};
 use crate::format::create_ctx::{CreateContext, Prealloc};
 use crate::format::raw::round_to_sector;
+use crate::image::HostFile;
 use crate::options::{OptDesc, OptType, SIZE_OPTION};
 use crate::qapi::ImageInfo;
 use footer::{
@@ -25,7 +26,6 @@ use footer::{
     FEATURES_RESERVED, FOOTER_BYTES, Footer, Geometry, NO_DATA_OFFSET, VHD_BLOCK_SIZE,
     VHD_MAX_SECTORS, VHD_SECTOR_SIZE, VHD_TIMESTAMP_BASE, VHD_VERSION_1_0,
 };
-use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
@@ -269,58 +269,33 @@ fn read_refused(offset: u64, bytes: u64) -> bool {
     bytes > BDRV_REQUEST_MAX_BYTES || offset > BDRV_MAX_LENGTH || bytes > BDRV_MAX_LENGTH - offset
 }
 
-/// Reads `buf.len()` bytes at `offset`, zeros past the end of the file
-/// (as qemu's block layer reads).
-fn read_zero_filled(
-    file: &File,
-    path: &Path,
-    buf: &mut [u8],
-    offset: u64,
-    what: &str,
-) -> Result<()> {
-    buf.fill(0);
-    let mut done = 0;
-    while done < buf.len() {
-        match file.read_at(&mut buf[done..], offset + done as u64) {
-            Ok(0) => break,
-            Ok(n) => done += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(Error::io_at(path, what)(e)),
-        }
-    }
-    Ok(())
-}
-
 /// Opens the VHD at `path` as qemu's vpc driver does, with qemu's checks
 /// and messages: the footer copy at 0 (dynamic), else the footer at the
 /// end (fixed). Every header field is untrusted: the BAT is read in
 /// bounded pieces, and only the part inside the file.
 pub fn read_image(path: &Path) -> Result<VpcImage> {
-    let file = File::open(path).map_err(Error::io_at(path, "Could not open"))?;
-    let len = file
-        .metadata()
-        .map_err(Error::io_at(path, "Could not open"))?
-        .len();
+    let file = HostFile::open_path(path)?;
+    let len = file.len();
     // qemu's block layer sees the file's length rounded up to a sector.
     let sector_len = round_to_sector(len);
     let mut buf = [0u8; FOOTER_BYTES];
-    read_zero_filled(&file, path, &mut buf, 0, "Unable to read VHD header")?;
+    file.read_at(0, &mut buf)?;
     let mut fixed = false;
     if &buf[..VHD_COOKIE.len()] != VHD_COOKIE {
         if sector_len < FOOTER_BYTES as u64 {
-            return Err(Error::failed_at(path, "File too small for a VHD header"));
+            return Err(Error::image_at(path, "File too small for a VHD header"));
         }
         let at = sector_len - FOOTER_BYTES as u64;
-        read_zero_filled(&file, path, &mut buf, at, "Could not read")?;
+        file.read_at(at, &mut buf)?;
         let footer = Footer::parse(&buf);
         if &footer.cookie != VHD_COOKIE || footer.disk_type != DISK_TYPE_FIXED {
-            return Err(Error::failed_at(path, "invalid VPC image"));
+            return Err(Error::image_at(path, "invalid VPC image"));
         }
         fixed = true;
     }
     let footer = Footer::parse(&buf);
     if footer.checksum != footer::footer_checksum(&buf) {
-        return Err(Error::failed_at(path, "Incorrect header checksum"));
+        return Err(Error::image_at(path, "Incorrect header checksum"));
     }
     let mut sectors = footer.geometry.total_sectors();
     if !footer.size_from_geometry() || sectors == CHS_MAX_GEOMETRY {
@@ -328,12 +303,9 @@ pub fn read_image(path: &Path) -> Result<VpcImage> {
     }
     if sectors > VHD_MAX_SECTORS {
         // qemu sets no message here: the open fails with EFBIG.
-        return Err(Error::failed_at(
-            path,
-            format!(
-                "Could not open '{}': File too large",
-                crate::name::escape_path(path)
-            ),
+        return Err(Error::open_io(
+            &crate::name::of_path(path),
+            std::io::Error::from_raw_os_error(libc::EFBIG),
         ));
     }
     let virtual_size = sectors * VHD_SECTOR_SIZE;
@@ -353,38 +325,38 @@ pub fn read_image(path: &Path) -> Result<VpcImage> {
 /// qemu does (reads past the end of the file see zeros).
 fn read_dynamic(
     path: &Path,
-    file: &File,
+    file: &HostFile,
     len: u64,
     footer: &Footer,
     virtual_size: u64,
 ) -> Result<DynamicHeader> {
     let at = footer.data_offset;
     if read_refused(at, DYNAMIC_HEADER_BYTES as u64) {
-        return Err(Error::failed_at(path, "Error reading dynamic VHD header"));
+        return Err(Error::image_at(path, "Error reading dynamic VHD header"));
     }
     let mut buf = [0u8; DYNAMIC_HEADER_PREFIX];
-    read_zero_filled(file, path, &mut buf, at, "Error reading dynamic VHD header")?;
+    file.read_at(at, &mut buf)?;
     let h = DynamicHeader::parse(&buf);
     if &h.cookie != DYNAMIC_COOKIE {
-        return Err(Error::failed_at(path, "Invalid header magic"));
+        return Err(Error::image_at(path, "Invalid header magic"));
     }
     let block_size = u64::from(h.block_size);
     if !h.block_size.is_power_of_two() || block_size < VHD_SECTOR_SIZE {
-        return Err(Error::failed_at(
+        return Err(Error::image_at(
             path,
             format!("Invalid block size {}", h.block_size),
         ));
     }
     if virtual_size / block_size > u64::from(u32::MAX) {
-        return Err(Error::failed_at(path, "Too many blocks"));
+        return Err(Error::image_at(path, "Too many blocks"));
     }
     let entries = u64::from(h.max_table_entries);
     if entries * block_size < virtual_size {
-        return Err(Error::failed_at(path, "Page table too small"));
+        return Err(Error::image_at(path, "Page table too small"));
     }
     if entries > (i32::MAX / 4) as u64 {
         // qemu prints the count as a signed 32-bit number.
-        return Err(Error::failed_at(
+        return Err(Error::image_at(
             path,
             format!(
                 "Max Table Entries too large ({})",
@@ -395,7 +367,7 @@ fn read_dynamic(
     let table_offset = h.table_offset;
     let table_bytes = entries * 4;
     if read_refused(table_offset, table_bytes) {
-        return Err(Error::failed_at(path, "Error reading pagetable"));
+        return Err(Error::image_at(path, "Error reading pagetable"));
     }
     // Where the next block would go: after the BAT and after every
     // allocated block (its sector bitmap, then its data).
@@ -412,13 +384,7 @@ fn read_dynamic(
     while done < in_file {
         let n = (in_file - done).min(BAT_CHUNK_ENTRIES);
         let piece = &mut chunk[..(n * 4) as usize];
-        read_zero_filled(
-            file,
-            path,
-            piece,
-            table_offset + done * 4,
-            "Error reading pagetable",
-        )?;
+        file.read_at(table_offset + done * 4, piece)?;
         for e in piece.chunks_exact(4) {
             let entry = u32::from_be_bytes([e[0], e[1], e[2], e[3]]);
             if entry != BAT_UNALLOCATED {
@@ -429,7 +395,7 @@ fn read_dynamic(
         done += n;
     }
     if free_data_block_offset > round_to_sector(len) {
-        return Err(Error::failed_at(
+        return Err(Error::image_at(
             path,
             "block-vpc: free_data_block_offset points after the end of file. The image has been truncated.",
         ));
@@ -450,9 +416,4 @@ pub fn inspect(path: &Path) -> Result<ImageInfo> {
         dirty_flag: Some(false),
         ..ImageInfo::default()
     })
-}
-
-/// The virtual size of the VHD at `path`.
-pub fn virtual_size(path: &Path) -> Result<u64> {
-    Ok(read_image(path)?.virtual_size)
 }
